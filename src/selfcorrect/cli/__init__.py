@@ -1,0 +1,40 @@
+"""The ``selfcorrect`` command line (typer): one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from selfcorrect import __version__
+from selfcorrect.cli import chat, demo
+from selfcorrect.cli.common import run_guarded
+
+app = typer.Typer(
+    name="selfcorrect",
+    help="Self-correction as in-context alignment: theory lab, Check-as-Context, studies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"selfcorrect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Self-correction as in-context alignment (Wang et al., NeurIPS 2024)."""
+
+
+app.command("chat")(chat.chat)
+app.command("demo")(demo.demo)
+
+
+def main() -> None:
+    run_guarded(app)

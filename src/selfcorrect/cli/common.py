@@ -1,0 +1,82 @@
+"""Shared CLI pieces: user-error handling, backend options, transcript printing."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from selfcorrect.backends.base import BackendError, ModelSpecError
+from selfcorrect.cac.engine import Conversation
+from selfcorrect.datafiles import DataError
+from selfcorrect.runs import RunDirError
+
+USER_ERRORS = (ModelSpecError, DataError, RunDirError, BackendError, FileNotFoundError, ValueError)
+
+
+def run_guarded(app: Any) -> None:
+    """Run the typer app; user errors print one clear line and exit 2, with no traceback."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished records are kept; rerun the same command to resume", err=True)
+        sys.exit(130)
+    except USER_ERRORS as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+def backend_options(base_url: str | None, api_key_env: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if base_url:
+        options["base_url"] = base_url
+    if api_key_env:
+        options["api_key_env"] = api_key_env
+    return options
+
+
+ROLE_LABELS = {
+    "system": "SYSTEM",
+    "demo": "DEMO",
+    "question": "USER",
+    "answer": "MODEL",
+    "check_prompt": "CHECK?",
+    "check": "CHECK",
+    "reask": "USER",
+}
+
+
+def format_transcript(conv: Conversation, *, width: int = 100) -> str:
+    """A readable transcript: one block per turn, labelled with round and kind."""
+    import textwrap
+
+    lines = [f"=== {conv.id} ==="]
+    for turn in conv.turns:
+        label = ROLE_LABELS.get(turn.kind, turn.kind.upper())
+        if turn.kind == "demo":
+            label = f"DEMO {turn.role}"
+        head = f"[round {turn.round}] {label}"
+        if turn.verdict:
+            head += f" (verdict: {turn.verdict})"
+        if turn.completion_tokens:
+            head += f"  <{turn.completion_tokens} tokens, {turn.seconds:.2f}s>"
+        lines.append(head)
+        for para in turn.content.strip().splitlines() or [""]:
+            lines.append(textwrap.fill(para, width, initial_indent="    ", subsequent_indent="    ")
+                         or "    ")
+    if conv.error:
+        lines.append(f"[error] {conv.error}")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""The llama.cpp backend on the real embedded model."""
+
+from __future__ import annotations
+
+import pytest
+
+from selfcorrect.backends.base import Completion, GenParams, ModelSpecError, chat, get_backend
+from selfcorrect.backends.llamacpp import embedded_model_path
+
+Q1 = chat(("user", "What is 2+2?"))
+Q2 = chat(("user", "Name a colour."))
+Q3 = chat(("system", "You answer in French."), ("user", "Say hello."))
+
+
+def test_embedded_model_ships_in_package():
+    path = embedded_model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.stat().st_size > 50_000_000
+
+
+def test_greedy_is_deterministic_and_batch_keeps_order(smollm2):
+    params = GenParams(max_new_tokens=16)
+    batch = smollm2.generate([Q1, Q2, Q3], params)
+    assert all(isinstance(c, Completion) for c in batch)
+    singles = [smollm2.generate([q], params)[0] for q in (Q3, Q2, Q1)][::-1]
+    assert [c.text for c in batch] == [c.text for c in singles]
+    assert len({c.text for c in batch}) == 3  # different chats, different answers
+    for c in batch:
+        assert c.prompt_tokens > 0 and 0 < c.completion_tokens <= 16
+        assert c.finish_reason in ("stop", "length")
+
+
+def test_prefill_is_continued_not_repeated(smollm2):
+    prefill = "The capital of France is"
+    out = smollm2.generate([chat(("user", "Tell me something."))], GenParams(max_new_tokens=8, prefill=prefill))[0]
+    assert "Paris" in out.text
+    assert not out.text.startswith(prefill)
+    assert smollm2.prompt_text(Q1, prefill).endswith("<|im_start|>assistant\n" + prefill)
+
+
+def test_seeded_sampling_repeats(smollm2):
+    params = GenParams(max_new_tokens=12, temperature=0.9, seed=7)
+    a = smollm2.generate([Q2], params)[0].text
+    b = smollm2.generate([Q2], params)[0].text
+    assert a == b
+
+
+def test_length_limit_and_finish_reason(smollm2):
+    out = smollm2.generate([chat(("user", "Write a long story about a dragon."))], GenParams(max_new_tokens=5))[0]
+    assert out.completion_tokens == 5 and out.finish_reason == "length"
+
+
+def test_prefix_state_is_reused_across_interleaved_chats(smollm2):
+    params = GenParams(max_new_tokens=8)
+    first = smollm2.generate([Q1], params)[0]
+    smollm2.generate([Q2], params)  # another conversation in between
+    follow = Q1 + chat(("assistant", first.text), ("user", "Are you sure?"))
+    again = smollm2.generate([follow], params)[0]
+    # everything up to the end of the first answer came from the state cache
+    assert again.cached_tokens >= first.prompt_tokens
+
+
+def test_context_overflow_is_a_per_sample_error(smollm2):
+    long = chat(("user", "word " * 5000))
+    out = smollm2.generate([long], GenParams(max_new_tokens=4))[0]
+    assert out.finish_reason == "error" and "exceeds the context" in (out.error or "")
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("nosuch/model", "unknown model spec"),
+        ("llamacpp/not-a-model", "expected llamacpp/smollm2"),
+        ("llamacpp/missing.gguf", "no such file"),
+    ],
+)
+def test_bad_model_specs_say_what_is_wrong(spec, message):
+    with pytest.raises(ModelSpecError, match=message):
+        get_backend(spec)
