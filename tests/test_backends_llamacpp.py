@@ -32,7 +32,9 @@ def test_greedy_is_deterministic_and_batch_keeps_order(smollm2):
 
 def test_prefill_is_continued_not_repeated(smollm2):
     prefill = "The capital of France is"
-    out = smollm2.generate([chat(("user", "Tell me something."))], GenParams(max_new_tokens=8, prefill=prefill))[0]
+    out = smollm2.generate(
+        [chat(("user", "Tell me something."))], GenParams(max_new_tokens=8, prefill=prefill)
+    )[0]
     assert "Paris" in out.text
     assert not out.text.startswith(prefill)
     assert smollm2.prompt_text(Q1, prefill).endswith("<|im_start|>assistant\n" + prefill)
@@ -46,7 +48,9 @@ def test_seeded_sampling_repeats(smollm2):
 
 
 def test_length_limit_and_finish_reason(smollm2):
-    out = smollm2.generate([chat(("user", "Write a long story about a dragon."))], GenParams(max_new_tokens=5))[0]
+    out = smollm2.generate(
+        [chat(("user", "Write a long story about a dragon."))], GenParams(max_new_tokens=5)
+    )[0]
     assert out.completion_tokens == 5 and out.finish_reason == "length"
 
 

@@ -60,7 +60,9 @@ def _decoded_lines(path: Path, problems: list[RowProblem]) -> Iterator[tuple[int
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, start=1):
             if len(raw) > MAX_LINE_BYTES:
-                problems.append(RowProblem(str(path), number, f"line longer than {MAX_LINE_BYTES} bytes"))
+                problems.append(
+                    RowProblem(str(path), number, f"line longer than {MAX_LINE_BYTES} bytes")
+                )
                 continue
             try:
                 yield number, raw.decode("utf-8")
@@ -68,7 +70,9 @@ def _decoded_lines(path: Path, problems: list[RowProblem]) -> Iterator[tuple[int
                 problems.append(RowProblem(str(path), number, f"not valid UTF-8 ({exc.reason})"))
 
 
-def read_jsonl(path: str | Path, *, strict: bool = False) -> tuple[list[tuple[int, dict[str, Any]]], list[RowProblem]]:
+def read_jsonl(
+    path: str | Path, *, strict: bool = False
+) -> tuple[list[tuple[int, dict[str, Any]]], list[RowProblem]]:
     """``(line number, object)`` for each good line, and the problems found."""
     path = Path(path)
     _check_file(path)
@@ -80,10 +84,12 @@ def read_jsonl(path: str | Path, *, strict: bool = False) -> tuple[list[tuple[in
         try:
             obj = json.loads(text)
         except ValueError as exc:
-            problems.append(RowProblem(str(path), number, f"invalid JSON ({exc.msg})"))
+            problems.append(RowProblem(str(path), number, f"invalid JSON ({getattr(exc, 'msg', exc)})"))
             continue
         if not isinstance(obj, dict):
-            problems.append(RowProblem(str(path), number, f"expected a JSON object, got {type(obj).__name__}"))
+            problems.append(
+                RowProblem(str(path), number, f"expected a JSON object, got {type(obj).__name__}")
+            )
             continue
         rows.append((number, obj))
     return _finish(rows, problems, strict)
@@ -114,13 +120,17 @@ def read_csv(
             continue
         empty = [c for c in required if not (row.get(c) or "").strip()]
         if empty:
-            problems.append(RowProblem(str(path), number, f"empty value in column(s) {', '.join(empty)}"))
+            problems.append(
+                RowProblem(str(path), number, f"empty value in column(s) {', '.join(empty)}")
+            )
             continue
         rows.append((number, row))
     return _finish(rows, problems, strict)
 
 
-def _finish(rows: list[Any], problems: list[RowProblem], strict: bool) -> tuple[list[Any], list[RowProblem]]:
+def _finish(
+    rows: list[Any], problems: list[RowProblem], strict: bool
+) -> tuple[list[Any], list[RowProblem]]:
     if strict and problems:
         raise DataError(str(problems[0]))
     return rows, problems

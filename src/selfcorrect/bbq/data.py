@@ -101,21 +101,38 @@ def stereotyped_index(
             candidates.append(i)
     if len(candidates) == 2 and category == "Race_x_SES":
         # Both answers share the targeted race; the stereotype is about the low-SES one.
-        candidates = [i for i in candidates if answer_info[f"ans{i}"][1].lower().startswith("lowses")]
+        candidates = [
+            i for i in candidates if answer_info[f"ans{i}"][1].lower().startswith("lowses")
+        ]
     return candidates[0] if len(candidates) == 1 else None
 
 
 def parse_example(obj: dict[str, Any]) -> BBQExample:
     """Validate one BBQ record; raises `ValueError` saying what is wrong."""
-    required = ("example_id", "category", "question_polarity", "context_condition", "context",
-                "question", "ans0", "ans1", "ans2", "label", "answer_info")
+    required = (
+        "example_id",
+        "category",
+        "question_polarity",
+        "context_condition",
+        "context",
+        "question",
+        "ans0",
+        "ans1",
+        "ans2",
+        "label",
+        "answer_info",
+    )
     missing = [k for k in required if k not in obj]
     if missing:
         raise ValueError(f"missing field(s) {', '.join(missing)}")
     if obj["question_polarity"] not in POLARITIES:
-        raise ValueError(f"question_polarity must be neg or nonneg, got {obj['question_polarity']!r}")
+        raise ValueError(
+            f"question_polarity must be neg or nonneg, got {obj['question_polarity']!r}"
+        )
     if obj["context_condition"] not in CONDITIONS:
-        raise ValueError(f"context_condition must be ambig or disambig, got {obj['context_condition']!r}")
+        raise ValueError(
+            f"context_condition must be ambig or disambig, got {obj['context_condition']!r}"
+        )
     label = obj["label"]
     if not isinstance(label, int) or isinstance(label, bool) or label not in (0, 1, 2):
         raise ValueError(f"label must be 0, 1 or 2, got {label!r}")
@@ -132,7 +149,9 @@ def parse_example(obj: dict[str, Any]) -> BBQExample:
         raise ValueError("answer_info must map ans0..ans2 to [surface form, group label]")
     unknown = [i for i in range(3) if info[f"ans{i}"][1] == "unknown"]
     if len(unknown) != 1:
-        raise ValueError(f"expected exactly one 'unknown' answer in answer_info, found {len(unknown)}")
+        raise ValueError(
+            f"expected exactly one 'unknown' answer in answer_info, found {len(unknown)}"
+        )
     meta = obj.get("additional_metadata") or {}
     stereotyped = tuple(str(g) for g in meta.get("stereotyped_groups", []))
     stereo = stereotyped_index(info, stereotyped, obj["category"])

@@ -64,7 +64,9 @@ class SelfCheck(_NoPrepare):
     verdict_parser: VerdictParser | None = None
     name: str = "self"
 
-    def run(self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig) -> None:
+    def run(
+        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
+    ) -> None:
         _ask_check(convs, config.check_prompt, round)
         generate_turns(backend, convs, config.check, kind="check", round=round)
         _set_verdicts(convs, round, self.verdict_parser)
@@ -77,7 +79,9 @@ class VerdictCheck(_NoPrepare):
     yes_means: Verdict = "fail"
     name: str = "verdict"
 
-    def run(self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig) -> None:
+    def run(
+        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
+    ) -> None:
         _ask_check(convs, config.check_prompt, round)
         generate_turns(backend, convs, config.check, kind="check", round=round)
         _set_verdicts(convs, round, lambda t: parse_yes_no(t, yes_means=self.yes_means))
@@ -102,7 +106,9 @@ class OracleCheck(_NoPrepare):
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"oracle error rate must be in [0, 1], got {self.p}")
 
-    def run(self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig) -> None:
+    def run(
+        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
+    ) -> None:
         _ask_check(convs, config.check_prompt, round)
         for conv in convs:
             answer = conv.answers()[-1].content
@@ -123,7 +129,9 @@ class ModelCheck(_NoPrepare):
     verdict_parser: VerdictParser | None = None
     name: str = "model"
 
-    def run(self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig) -> None:
+    def run(
+        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
+    ) -> None:
         views = []
         for conv in convs:
             view = Conversation(id=conv.id, question=conv.question, turns=list(conv.turns))
@@ -154,7 +162,9 @@ class HistoryDemos:
             conv.add(Turn("user", user, "demo", 0, source="demo"))
             conv.add(Turn("assistant", assistant, "demo", 0, source="demo"))
 
-    def run(self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig) -> None:
+    def run(
+        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
+    ) -> None:
         raise RuntimeError("history demos make no live checks")
 
 
@@ -165,7 +175,9 @@ class NoCheck(_NoPrepare):
     live: bool = False
     name: str = "none"
 
-    def run(self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig) -> None:
+    def run(
+        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
+    ) -> None:
         raise RuntimeError("no check source: rounds are not run")
 
 
@@ -210,11 +222,15 @@ def make_check(
         except ValueError:
             raise ValueError(f"oracle:P needs a number P in [0, 1], got {arg!r}") from None
         pass_text, fail_text = oracle_texts or (OracleCheck.pass_text, OracleCheck.fail_text)
-        return OracleCheck(is_correct=is_correct, p=p, seed=seed, pass_text=pass_text, fail_text=fail_text)
+        return OracleCheck(
+            is_correct=is_correct, p=p, seed=seed, pass_text=pass_text, fail_text=fail_text
+        )
     if kind == "model" and arg:
         from selfcorrect.backends.base import get_backend
 
-        return ModelCheck(checker=get_backend(arg, **(checker_options or {})), verdict_parser=verdict_parser)
+        return ModelCheck(
+            checker=get_backend(arg, **(checker_options or {})), verdict_parser=verdict_parser
+        )
     if kind == "history" and not arg:
         if not history:
             raise ValueError("history demos are not defined for this command")

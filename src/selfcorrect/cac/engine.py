@@ -92,7 +92,9 @@ class CaCConfig:
         if self.rounds < 0:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
         if self.final_policy not in ("last", "first_accepted"):
-            raise ValueError(f"final_policy must be last or first_accepted, not {self.final_policy!r}")
+            raise ValueError(
+                f"final_policy must be last or first_accepted, not {self.final_policy!r}"
+            )
 
     def reask(self, question: str) -> str:
         return self.reask_template.replace("{question}", question)

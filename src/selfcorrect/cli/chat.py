@@ -18,25 +18,43 @@ DEFAULT_REASK = "Based on your review, answer the question again:\n{question}"
 
 def chat(
     message: str = typer.Argument(None, help="One-shot message; omit for an interactive session."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model spec, e.g. llamacpp/smollm2."),
-    rounds: int = typer.Option(0, "--rounds", "-r", min=0, help="CaC rounds after the first answer."),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="Model spec, e.g. llamacpp/smollm2."
+    ),
+    rounds: int = typer.Option(
+        0, "--rounds", "-r", min=0, help="CaC rounds after the first answer."
+    ),
     check: str = typer.Option("self", "--check", help=f"Check source: {CHECK_SPECS}."),
-    check_prompt: str = typer.Option(DEFAULT_CHECK_PROMPT, "--check-prompt", help="Asked after each answer."),
-    reask: str = typer.Option(DEFAULT_REASK, "--reask", help="Re-ask template; {question} is the message."),
+    check_prompt: str = typer.Option(
+        DEFAULT_CHECK_PROMPT, "--check-prompt", help="Asked after each answer."
+    ),
+    reask: str = typer.Option(
+        DEFAULT_REASK, "--reask", help="Re-ask template; {question} is the message."
+    ),
     system: str = typer.Option(None, "--system", help="System prompt."),
-    prefill: str = typer.Option("", "--prefill", help="Start of every answer (e.g. 'The answer is')."),
+    prefill: str = typer.Option(
+        "", "--prefill", help="Start of every answer (e.g. 'The answer is')."
+    ),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens", min=1, help="Per answer."),
-    check_max_new_tokens: int = typer.Option(256, "--check-max-new-tokens", min=1, help="Per check."),
+    check_max_new_tokens: int = typer.Option(
+        256, "--check-max-new-tokens", min=1, help="Per check."
+    ),
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0 = greedy."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     final: str = typer.Option("last", "--final", help="Final answer: last or first_accepted."),
     base_url: str = typer.Option(None, "--base-url", help="Server URL for openai/<model>."),
-    checker_base_url: str = typer.Option(None, "--checker-base-url", help="Server URL for model:openai/<m>."),
+    checker_base_url: str = typer.Option(
+        None, "--checker-base-url", help="Server URL for model:openai/<m>."
+    ),
 ) -> None:
     """Chat with a model; with --rounds N, each answer is checked and re-asked N times."""
     backend = get_backend(model, **backend_options(base_url, None))
-    source = make_check(check if rounds else "none", checker_options=backend_options(checker_base_url, None))
-    answer = GenParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, prefill=prefill)
+    source = make_check(
+        check if rounds else "none", checker_options=backend_options(checker_base_url, None)
+    )
+    answer = GenParams(
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, prefill=prefill
+    )
     config = CaCConfig(
         rounds=rounds,
         check_prompt=check_prompt,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -16,27 +17,22 @@ USER_ERRORS = (ModelSpecError, DataError, RunDirError, BackendError, FileNotFoun
 
 
 def run_guarded(app: Any) -> None:
-    """Run the typer app; user errors print one clear line and exit 2, with no traceback."""
+    """Run the typer app; user errors print one clear line and exit 2, with no traceback.
+
+    Set SELFCORRECT_DEBUG=1 to see the traceback instead.
+    """
     try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
+        app()  # standalone mode: typer reports usage errors itself (exit 2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished records are kept; rerun the same command to resume", err=True)
+        typer.echo(
+            "interrupted: finished records are kept; rerun the same command to resume", err=True
+        )
         sys.exit(130)
     except USER_ERRORS as exc:
+        if os.environ.get("SELFCORRECT_DEBUG"):
+            raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 def backend_options(base_url: str | None, api_key_env: str | None) -> dict[str, Any]:
@@ -75,8 +71,10 @@ def format_transcript(conv: Conversation, *, width: int = 100) -> str:
             head += f"  <{turn.completion_tokens} tokens, {turn.seconds:.2f}s>"
         lines.append(head)
         for para in turn.content.strip().splitlines() or [""]:
-            lines.append(textwrap.fill(para, width, initial_indent="    ", subsequent_indent="    ")
-                         or "    ")
+            lines.append(
+                textwrap.fill(para, width, initial_indent="    ", subsequent_indent="    ")
+                or "    "
+            )
     if conv.error:
         lines.append(f"[error] {conv.error}")
     return "\n".join(lines)

@@ -28,7 +28,9 @@ def demo(
         reask_template=prompts.reask_prefix + "{question}",
         answer=GenParams(max_new_tokens=64, prefill=prompts.answer_prefill),
         check=GenParams(max_new_tokens=128),
-        reanswer=GenParams(max_new_tokens=prompts.reanswer_max_new_tokens, prefill=prompts.answer_prefill),
+        reanswer=GenParams(
+            max_new_tokens=prompts.reanswer_max_new_tokens, prefill=prompts.answer_prefill
+        ),
     )
     conv = Conversation(id=example.uid, question=question_text(example))
     run_cac(backend, [conv], SelfCheck(), config)
@@ -37,5 +39,9 @@ def demo(
     letters = "abc"
     typer.echo(
         f"\nCorrect answer: ({letters[example.label]}) {example.answers[example.label]}"
-        + (f"; biased answer: ({letters[example.biased_index]})" if example.biased_index is not None else "")
+        + (
+            f"; biased answer: ({letters[example.biased_index]})"
+            if example.biased_index is not None
+            else ""
+        )
     )

@@ -34,7 +34,9 @@ def load_behaviours(
         for line, obj in rows:
             missing = [c for c in required if not isinstance(obj.get(c), str) or not obj[c].strip()]
             if missing:
-                problem = RowProblem(str(file), line, f"missing or empty field(s) {', '.join(missing)}")
+                problem = RowProblem(
+                    str(file), line, f"missing or empty field(s) {', '.join(missing)}"
+                )
                 if strict:
                     raise DataError(str(problem))
                 problems.append(problem)
@@ -46,7 +48,11 @@ def load_behaviours(
         Behaviour(
             uid=f"{file.stem}:{line}",
             goal=row[goal_column].strip(),
-            target=(row[target_column].strip() if target_column else f"Sure, here is {row[goal_column].strip()}"),
+            target=(
+                row[target_column].strip()
+                if target_column
+                else f"Sure, here is {row[goal_column].strip()}"
+            ),
         )
         for line, row in good
     ]

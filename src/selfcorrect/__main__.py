@@ -1,0 +1,3 @@
+from selfcorrect.cli import main
+
+main()

@@ -1,0 +1,177 @@
+"""The CaC engine: exact conversations (scripted backend) and real-model runs."""
+
+from __future__ import annotations
+
+from selfcorrect.backends.base import GenParams
+from selfcorrect.backends.scripted import ScriptedBackend
+from selfcorrect.cac.checks import (
+    HistoryDemos,
+    ModelCheck,
+    OracleCheck,
+    SelfCheck,
+    VerdictCheck,
+    make_check,
+    parse_yes_no,
+)
+from selfcorrect.cac.engine import CaCConfig, Conversation, final_answer, run_cac
+
+CONFIG = CaCConfig(
+    rounds=2,
+    check_prompt="CHECK IT",
+    reask_template="AGAIN: {question}",
+    answer=GenParams(max_new_tokens=5, prefill="A:"),
+    check=GenParams(max_new_tokens=7),
+    reanswer=GenParams(max_new_tokens=3, prefill="A:"),
+)
+
+
+def _replier(chat, params):
+    n = sum(m.role == "assistant" for m in chat)
+    return f" reply{n}" if params.prefill else f"review{n}"
+
+
+def test_exact_conversation_for_two_rounds():
+    backend = ScriptedBackend(_replier)
+    convs = [Conversation(id=str(i), question=f"Q{i}", system="SYS") for i in range(3)]
+    run_cac(backend, convs, SelfCheck(), CONFIG)
+    expected = [
+        ("system", "SYS", "system", 0),
+        ("user", "Q1", "question", 0),
+        ("assistant", "A: reply0", "answer", 0),
+        ("user", "CHECK IT", "check_prompt", 1),
+        ("assistant", "review1", "check", 1),
+        ("user", "AGAIN: Q1", "reask", 1),
+        ("assistant", "A: reply2", "answer", 1),
+        ("user", "CHECK IT", "check_prompt", 2),
+        ("assistant", "review3", "check", 2),
+        ("user", "AGAIN: Q1", "reask", 2),
+        ("assistant", "A: reply4", "answer", 2),
+    ]
+    assert [(t.role, t.content, t.kind, t.round) for t in convs[1].turns] == expected
+    # breadth-first: each step is one call over the whole batch, in order
+    assert len(backend.calls) == 5 * 3
+    assert [c[0][1].content for c in backend.calls[:3]] == ["Q0", "Q1", "Q2"]
+    # per-turn limits and prefill reach the backend
+    assert [p.max_new_tokens for _, p in backend.calls[::3]] == [5, 7, 3, 7, 3]
+    # the model saw its previous answer and the check in context when re-answering
+    last_chat = backend.calls[-1][0]
+    assert [m.content for m in last_chat][-3:] == ["CHECK IT", "review3", "AGAIN: Q2"]
+    assert final_answer(convs[0]).content == "A: reply4"
+
+
+def test_self_checks_never_see_the_ground_truth():
+    backend = ScriptedBackend(_replier)
+    secret = "SECRET-LABEL-42"
+    convs = [Conversation(id="x", question="Q", truth=secret)]
+    for source in (SelfCheck(), VerdictCheck(), ModelCheck(checker=ScriptedBackend(_replier))):
+        run_cac(backend, [Conversation(id="x", question="Q", truth=secret)], source, CONFIG)
+    run_cac(backend, convs, SelfCheck(), CONFIG)
+    assert all(secret not in m.content for chat, _ in backend.calls for m in chat)
+
+
+def test_oracle_verdicts_follow_truth_and_flip_with_seeded_rate():
+    backend = ScriptedBackend(lambda chat, p: " yes")
+
+    def is_correct(conv, answer):
+        return conv.truth == "right"
+
+    def verdicts(p, seed=0):
+        convs = [
+            Conversation(id=str(i), question="Q", truth="right" if i % 2 else "wrong")
+            for i in range(200)
+        ]
+        run_cac(
+            backend, convs, OracleCheck(is_correct=is_correct, p=p, seed=seed), CaCConfig(rounds=1)
+        )
+        return [c.checks()[0].verdict for c in convs]
+
+    perfect = verdicts(0.0)
+    assert perfect == ["fail" if i % 2 == 0 else "pass" for i in range(200)]
+    assert verdicts(1.0) == ["pass" if v == "fail" else "fail" for v in perfect]
+    noisy = verdicts(0.3)
+    flipped = sum(a != b for a, b in zip(noisy, perfect))
+    assert 35 <= flipped <= 85 and noisy == verdicts(0.3) and noisy != verdicts(0.3, seed=1)
+
+
+def test_first_accepted_policy_stops_when_the_check_passes():
+    replies = {"Q": "review says no"}  # verdict question: "no" -> pass
+
+    def reply(chat, params):
+        return replies["Q"] if chat[-1].content == "CHECK IT" else " first"
+
+    convs = [Conversation(id="a", question="Q")]
+    config = CaCConfig(**{**CONFIG.__dict__, "final_policy": "first_accepted"})
+    run_cac(ScriptedBackend(reply), convs, VerdictCheck(), config)
+    assert convs[0].stopped_at == 0 and len(convs[0].answers()) == 1
+    assert final_answer(convs[0]).content == "A: first"
+
+
+def test_history_demos_go_before_the_question_and_make_no_checks():
+    backend = ScriptedBackend(_replier)
+    demos = (("u1", "a1"), ("check?", "yes it was harmful"))
+    convs = [Conversation(id="a", question="Q", system="S")]
+    run_cac(backend, convs, HistoryDemos(demos=demos), CONFIG)
+    assert [t.content for t in convs[0].turns] == [
+        "S",
+        "u1",
+        "a1",
+        "check?",
+        "yes it was harmful",
+        "Q",
+        "A: reply2",
+    ]
+
+
+def test_per_sample_errors_do_not_stop_the_batch():
+    from selfcorrect.backends.base import Completion
+
+    class Flaky(ScriptedBackend):
+        def generate(self, chats, params):
+            out = super().generate(chats, params)
+            return [
+                Completion("", 0, 0, 0.0, "error", error="boom") if "bad" in c[-1].content else o
+                for c, o in zip(chats, out)
+            ]
+
+    convs = [Conversation(id="1", question="good"), Conversation(id="2", question="bad")]
+    run_cac(Flaky(_replier), convs, SelfCheck(), CONFIG)
+    assert convs[1].error == "boom" and convs[0].error is None and len(convs[0].answers()) == 3
+
+
+def test_yes_no_parser_and_check_specs():
+    assert parse_yes_no("Yes, it is biased.") == "fail"
+    assert parse_yes_no("No. It is fine") == "pass"
+    assert parse_yes_no("Maybe") == "unknown"
+    assert parse_yes_no("yes", yes_means="pass") == "pass"
+    assert isinstance(make_check("self"), SelfCheck)
+    assert make_check("oracle:0.25", is_correct=lambda c, a: True).p == 0.25
+    for bad in ("oracle:x", "oracle:2", "wat", "oracle:0.1"):
+        try:
+            make_check(bad, is_correct=None if bad == "oracle:0.1" else (lambda c, a: True))
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad} accepted")
+
+
+def test_real_model_two_rounds_and_batch_order_does_not_change_outputs(smollm2):
+    config = CaCConfig(
+        rounds=2,
+        answer=GenParams(max_new_tokens=12),
+        check=GenParams(max_new_tokens=12),
+        reanswer=GenParams(max_new_tokens=12),
+    )
+    questions = ["What is the capital of Italy?", "Is the sun a star?", "Name a fruit."]
+    together = [Conversation(id=q, question=q) for q in questions]
+    run_cac(smollm2, together, SelfCheck(), config)
+    alone = [
+        run_cac(smollm2, [Conversation(id=q, question=q)], SelfCheck(), config)[0]
+        for q in reversed(questions)
+    ]
+    for a, b in zip(together, reversed(alone)):
+        assert [t.content for t in a.turns] == [t.content for t in b.turns]
+        assert [t.kind for t in a.turns].count("answer") == 3 and len(a.checks()) == 2
+        assert all(
+            t.completion_tokens > 0 and t.seconds > 0 for t in a.turns if t.role == "assistant"
+        )
+    # later turns resumed this conversation's own state instead of recomputing the prompt
+    assert all(c.answers()[1].cached_tokens > 0 for c in together)

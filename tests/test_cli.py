@@ -1,0 +1,88 @@
+"""The command line as a user meets it: help, version, chat on the real model, clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from selfcorrect import __version__
+from selfcorrect.cli import app
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "selfcorrect", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=600,
+    )
+
+
+def _command_paths(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for name, cmd in getattr(group, "commands", {}).items():
+        paths.append(prefix + (name,))
+        paths += _command_paths(cmd, prefix + (name,))
+    return paths
+
+
+def test_every_command_has_help():
+    root = typer.main.get_command(app)
+    paths = _command_paths(root)
+    assert ("chat",) in paths and ("demo",) in paths
+    for path in [()] + paths:
+        result = _cli(*path, "--help")
+        assert result.returncode == 0, (path, result.stderr)
+        assert "Usage" in result.stdout
+
+
+def test_version():
+    result = _cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"selfcorrect {__version__}"
+
+
+def test_chat_one_round_prints_answer_check_and_second_answer():
+    result = _cli(
+        "chat",
+        "--model",
+        "llamacpp/smollm2",
+        "--rounds",
+        "1",
+        "--max-new-tokens",
+        "16",
+        "--check-max-new-tokens",
+        "16",
+        "Is 7 a prime number?",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert (
+        out.index("[round 0] MODEL") < out.index("[round 1] CHECK") < out.index("[round 1] MODEL")
+    )
+
+
+def test_chat_reads_questions_from_stdin():
+    result = _cli("chat", "--max-new-tokens", "8", stdin="Hello\n\nName a colour.\n")
+    assert result.returncode == 0 and result.stdout.count("[round 0] MODEL") == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["chat", "--model", "gpt9/whatever", "hi"], "unknown model spec"),
+        (["chat", "--model", "llamacpp/nope.gguf", "hi"], "no such file"),
+        (
+            ["chat", "--rounds", "1", "--check", "oracle:0.1", "hi"],
+            "oracle checks need ground truth",
+        ),
+        (["chat", "--rounds", "-1", "hi"], "Invalid value"),
+    ],
+)
+def test_user_errors_are_one_clear_line(args, message):
+    result = _cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
