@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from collections.abc import Iterator
 
 
+RUNNING: dict[str, subprocess.Popen[bytes]] = {}  # base URL -> server process, to stop it mid-test
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -41,8 +44,10 @@ def llama_server(port: int | None = None, startup_timeout: float = 120.0) -> Ite
                 if time.monotonic() > deadline:
                     raise RuntimeError("llama_cpp.server did not start in time") from None
                 time.sleep(0.3)
+        RUNNING[base] = proc
         yield base
     finally:
+        RUNNING.pop(base, None)
         proc.terminate()
         try:
             proc.wait(timeout=10)

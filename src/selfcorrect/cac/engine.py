@@ -18,7 +18,9 @@ from typing import Any, Literal
 from selfcorrect.backends.base import Backend, Chat, Completion, GenParams, Message
 
 Verdict = Literal["pass", "fail", "unknown"]  # does the check accept the previous answer?
-TurnKind = Literal["system", "demo", "question", "answer", "check_prompt", "check", "reask"]
+TurnKind = Literal[
+    "system", "demo", "question", "reasoning", "followup", "answer", "check_prompt", "check", "reask"
+]
 FinalPolicy = Literal["last", "first_accepted"]
 
 
@@ -87,6 +89,11 @@ class CaCConfig:
     check: GenParams = GenParams(max_new_tokens=256)
     reanswer: GenParams = GenParams(max_new_tokens=256)
     final_policy: FinalPolicy = "last"
+    # Two-step answers (chain of thought): the first generation is kept as "reasoning", then
+    # `followup` is asked and answered with `followup_params` (e.g. "The single, most likely
+    # answer choice is").
+    followup: str | None = None
+    followup_params: GenParams = GenParams(max_new_tokens=16)
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -150,7 +157,7 @@ def run_cac(
                 conv.add(Turn("system", conv.system, "system", 0))
             check.prepare(conv)
             conv.add(Turn("user", conv.question, "question", 0))
-    generate_turns(backend, convs, config.answer, kind="answer", round=0)
+    _answer(backend, convs, config, config.answer, 0)
     rounds = config.rounds if getattr(check, "live", True) else 0
     for r in range(1, rounds + 1):
         active = [c for c in convs if c.active]
@@ -165,8 +172,21 @@ def run_cac(
         active = [c for c in active if c.active]
         for conv in active:
             conv.add(Turn("user", config.reask(conv.question), "reask", r))
-        generate_turns(backend, active, config.reanswer, kind="answer", round=r)
+        _answer(backend, active, config, config.reanswer, r)
     return list(convs)
+
+
+def _answer(
+    backend: Backend, convs: Sequence[Conversation], config: CaCConfig, params: GenParams, round: int
+) -> None:
+    if config.followup is None:
+        generate_turns(backend, convs, params, kind="answer", round=round)
+        return
+    generate_turns(backend, convs, params, kind="reasoning", round=round)
+    active = [c for c in convs if c.active]
+    for conv in active:
+        conv.add(Turn("user", config.followup, "followup", round))
+    generate_turns(backend, active, config.followup_params, kind="answer", round=round)
 
 
 def final_answer(conv: Conversation) -> Turn | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from selfcorrect import __version__
-from selfcorrect.cli import chat, demo
+from selfcorrect.cli import bbq, chat, demo
 from selfcorrect.cli.common import run_guarded
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ def _root(
 
 app.command("chat")(chat.chat)
 app.command("demo")(demo.demo)
+app.command("bbq")(bbq.bbq)
 
 
 def main() -> None:
