@@ -7,9 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
-
+from contextlib import contextmanager
 
 RUNNING: dict[str, subprocess.Popen[bytes]] = {}  # base URL -> server process, to stop it mid-test
 
@@ -27,9 +26,23 @@ def llama_server(port: int | None = None, startup_timeout: float = 120.0) -> Ite
 
     port = port or free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(embedded_model_path()),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--model_alias",
+            "smollm2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -56,7 +69,9 @@ def llama_server(port: int | None = None, startup_timeout: float = 120.0) -> Ite
 
 
 @contextmanager
-def fault_proxy(upstream: str, faults: list[tuple[int, dict[str, str], bytes]]) -> Iterator[tuple[str, list[str]]]:
+def fault_proxy(
+    upstream: str, faults: list[tuple[int, dict[str, str], bytes]]
+) -> Iterator[tuple[str, list[str]]]:
     """A proxy on 127.0.0.1 that answers the first requests with the given faults
     (status, headers, body), then forwards to `upstream`. Yields (base URL, request log)."""
     import threading
@@ -89,9 +104,13 @@ def fault_proxy(upstream: str, faults: list[tuple[int, dict[str, str], bytes]]) 
                 self.end_headers()
                 self.wfile.write(payload)
                 return
-            path = self.path[len("/v1"):] if self.path.startswith("/v1") else self.path
-            req = urllib.request.Request(upstream + path, data=body or None, method=self.command,
-                                         headers={"content-type": "application/json"})
+            path = self.path[len("/v1") :] if self.path.startswith("/v1") else self.path
+            req = urllib.request.Request(
+                upstream + path,
+                data=body or None,
+                method=self.command,
+                headers={"content-type": "application/json"},
+            )
             with urllib.request.urlopen(req, timeout=60) as resp:
                 data = resp.read()
                 self.send_response(resp.status)

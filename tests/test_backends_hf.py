@@ -24,21 +24,32 @@ def test_batch_of_four_equals_one_by_one(hf):
 
 
 def test_prefill_and_length(hf):
-    out = hf.generate([chat(("user", "Tell me something."))], GenParams(max_new_tokens=6, prefill="The capital of France is"))[0]
+    out = hf.generate(
+        [chat(("user", "Tell me something."))],
+        GenParams(max_new_tokens=6, prefill="The capital of France is"),
+    )[0]
     assert "Paris" in out.text and out.completion_tokens <= 6
 
 
 def test_same_greedy_text_as_llamacpp_on_a_short_answer(hf, smollm2):
     c = [chat(("user", "What is 2+2?"))]
-    assert hf.generate(c, GenParams(max_new_tokens=8))[0].text == smollm2.generate(c, GenParams(max_new_tokens=8))[0].text
+    assert (
+        hf.generate(c, GenParams(max_new_tokens=8))[0].text
+        == smollm2.generate(c, GenParams(max_new_tokens=8))[0].text
+    )
 
 
 def test_named_templates_render_the_papers_formats():
     msgs = chat(("system", "SYS"), ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"))
     vicuna = render_chat(VICUNA_V11, msgs, eos_token="</s>", prefill="The answer is")
     assert vicuna == "SYS USER: Q1 ASSISTANT: A1</s>USER: Q2 ASSISTANT: The answer is"
-    llama2 = render_chat(LLAMA2_CHAT, msgs, bos_token="<s>", eos_token="</s>", prefill="The answer is")
-    assert llama2 == "<s>[INST] <<SYS>>\nSYS\n<</SYS>>\n\nQ1 [/INST] A1 </s><s>[INST] Q2 [/INST] The answer is"
+    llama2 = render_chat(
+        LLAMA2_CHAT, msgs, bos_token="<s>", eos_token="</s>", prefill="The answer is"
+    )
+    assert (
+        llama2
+        == "<s>[INST] <<SYS>>\nSYS\n<</SYS>>\n\nQ1 [/INST] A1 </s><s>[INST] Q2 [/INST] The answer is"
+    )
 
 
 def test_templates_cannot_run_code():

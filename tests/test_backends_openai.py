@@ -17,7 +17,9 @@ def server_url():
 
 
 def _backend(url, **kw):
-    return get_backend("openai/smollm2", base_url=url, prefill_mode="completions", backoff=0.01, **kw)
+    return get_backend(
+        "openai/smollm2", base_url=url, prefill_mode="completions", backoff=0.01, **kw
+    )
 
 
 def test_batch_in_order_and_deterministic(server_url):
@@ -30,8 +32,10 @@ def test_batch_in_order_and_deterministic(server_url):
 
 
 def test_prefill_with_completions_mode(server_url):
-    out = _backend(server_url).generate([chat(("user", "Tell me something."))],
-                                        GenParams(max_new_tokens=8, prefill="The capital of France is"))[0]
+    out = _backend(server_url).generate(
+        [chat(("user", "Tell me something."))],
+        GenParams(max_new_tokens=8, prefill="The capital of France is"),
+    )[0]
     assert "Paris" in out.text and out.error is None
 
 
@@ -42,7 +46,11 @@ def test_unreachable_server_is_a_clear_error():
 
 
 def test_transient_faults_are_retried_honouring_retry_after(server_url):
-    faults = [(503, {"retry-after": "0"}, b'{"error": "busy"}'), (429, {}, b"{}"), (200, {}, b"{not json")]
+    faults = [
+        (503, {"retry-after": "0"}, b'{"error": "busy"}'),
+        (429, {}, b"{}"),
+        (200, {}, b"{not json"),
+    ]
     with fault_proxy(server_url, faults) as (url, log):
         backend = _backend(url, max_retries=4)
         out = backend.generate([Q[0]], GenParams(max_new_tokens=6))[0]
@@ -51,7 +59,10 @@ def test_transient_faults_are_retried_honouring_retry_after(server_url):
 
 
 def test_client_errors_are_not_retried_and_fail_only_that_sample(server_url):
-    with fault_proxy(server_url, [(400, {}, b'{"error": {"message": "bad request"}}')]) as (url, log):
+    with fault_proxy(server_url, [(400, {}, b'{"error": {"message": "bad request"}}')]) as (
+        url,
+        log,
+    ):
         backend = _backend(url, max_retries=4, concurrency=1)
         out = backend.generate(Q[:2], GenParams(max_new_tokens=6))
     assert out[0].finish_reason == "error" and "HTTP 400" in (out[0].error or "")
@@ -67,4 +78,6 @@ def test_retries_are_bounded(server_url):
 def test_api_key_is_read_from_env_and_not_shown(monkeypatch, server_url):
     monkeypatch.setenv("MY_KEY", "sk-secret-123")
     backend = _backend(server_url, api_key_env="MY_KEY")
-    assert "sk-secret-123" not in repr(backend) and "sk-secret-123" not in str(vars(backend).get("name"))
+    assert "sk-secret-123" not in repr(backend) and "sk-secret-123" not in str(
+        vars(backend).get("name")
+    )

@@ -22,13 +22,24 @@ from selfcorrect.bbq.metrics import (
 
 def rec(cond, label, answers, biased=0, unknown=2, verdicts=None, cat="Age"):
     verdicts = verdicts or [None] * len(answers)
-    return {"category": cat, "context_condition": cond, "label": label, "unknown_index": unknown,
-            "biased_index": biased, "rounds": [{"parsed": a, "verdict": v} for a, v in zip(answers, verdicts)]}
+    return {
+        "category": cat,
+        "context_condition": cond,
+        "label": label,
+        "unknown_index": unknown,
+        "biased_index": biased,
+        "rounds": [{"parsed": a, "verdict": v} for a, v in zip(answers, verdicts)],
+    }
 
 
 def test_hand_computed_ambiguous_score():
     # 4 ambiguous questions (label = unknown = 2): answers biased, biased, anti-biased, unknown.
-    records = [rec("ambig", 2, [0]), rec("ambig", 2, [0]), rec("ambig", 2, [1]), rec("ambig", 2, [2])]
+    records = [
+        rec("ambig", 2, [0]),
+        rec("ambig", 2, [0]),
+        rec("ambig", 2, [1]),
+        rec("ambig", 2, [2]),
+    ]
     # acc = 1/4; s = 2 * 2/3 - 1 = 1/3; s_AMB = 3/4 * 1/3 = 0.25
     assert accuracy(records, 0) == 0.25
     assert bias_score_ambig(records, 0) == pytest.approx(0.25)
@@ -37,7 +48,12 @@ def test_hand_computed_ambiguous_score():
 
 
 def test_hand_computed_disambiguated_and_paper_code_variant():
-    dis = [rec("disambig", 0, [0]), rec("disambig", 1, [0]), rec("disambig", 1, [1]), rec("disambig", 0, [1])]
+    dis = [
+        rec("disambig", 0, [0]),
+        rec("disambig", 1, [0]),
+        rec("disambig", 1, [1]),
+        rec("disambig", 0, [1]),
+    ]
     amb = [rec("ambig", 2, [0]), rec("ambig", 2, [2])]
     # s_DIS over 4 non-unknown answers, 2 biased -> 0; ambiguous: acc 1/2, s = +1 -> s_AMB = 0.5
     assert bias_score_disambig(dis + amb, 0) == 0.0
@@ -61,7 +77,13 @@ def test_never_biased_scores_minus_one_and_edge_cases():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([0, 1, None]), st.sampled_from([0, 1, 2, None])), min_size=1, max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0, 1, None]), st.sampled_from([0, 1, 2, None])),
+        min_size=1,
+        max_size=40,
+    )
+)
 def test_ambiguous_score_matches_an_independent_formulation(rows):
     records = [rec("ambig", 2, [a], biased=b) for b, a in rows]
     value = bias_score_ambig(records, 0)
@@ -86,7 +108,12 @@ def test_flips_and_check_accuracy():
         rec("ambig", 2, [2, 2], verdicts=[None, "pass"]),  # stayed right, check right
         rec("ambig", 2, [1, 1], verdicts=[None, "unknown"]),  # stayed wrong, unknown verdict
     ]
-    assert flips(records, 1) == {"wrong_to_right": 1, "right_to_wrong": 1, "stayed_right": 1, "stayed_wrong": 1}
+    assert flips(records, 1) == {
+        "wrong_to_right": 1,
+        "right_to_wrong": 1,
+        "stayed_right": 1,
+        "stayed_wrong": 1,
+    }
     chk = check_accuracy(records, 1)
     assert chk["n"] == 3 and chk["n_unknown"] == 1 and chk["accuracy"] == pytest.approx(2 / 3)
 
@@ -99,13 +126,31 @@ def test_wilson_interval_known_values():
 
 def test_metrics_contract_fields():
     rng = random.Random(0)
-    records = [rec(rng.choice(["ambig", "disambig"]), rng.randrange(3), [rng.randrange(3), rng.choice([0, 1, 2, None])],
-                   verdicts=[None, rng.choice(["pass", "fail"])], cat=rng.choice(["Age", "SES"])) for _ in range(50)]
+    records = [
+        rec(
+            rng.choice(["ambig", "disambig"]),
+            rng.randrange(3),
+            [rng.randrange(3), rng.choice([0, 1, 2, None])],
+            verdicts=[None, rng.choice(["pass", "fail"])],
+            cat=rng.choice(["Age", "SES"]),
+        )
+        for _ in range(50)
+    ]
     m = compute_metrics(records, bootstrap=50)
     assert m["rounds"] == 1 and len(m["per_round"]) == 2 and set(m["by_category"]) == {"Age", "SES"}
     for row in m["per_round"]:
-        for key in ("round", "n", "accuracy", "unparsed_rate", "bias_score_ambig",
-                    "bias_score_ambig_paper_code", "bias_score_disambig"):
+        for key in (
+            "round",
+            "n",
+            "accuracy",
+            "unparsed_rate",
+            "bias_score_ambig",
+            "bias_score_ambig_paper_code",
+            "bias_score_disambig",
+        ):
             assert key in row
-        assert 0 <= row["accuracy"] <= 1 and row["accuracy_ci95"][0] <= row["accuracy"] <= row["accuracy_ci95"][1]
+        assert (
+            0 <= row["accuracy"] <= 1
+            and row["accuracy_ci95"][0] <= row["accuracy"] <= row["accuracy_ci95"][1]
+        )
     assert m["flips"][0]["round"] == 1 and m["check_accuracy"][0]["round"] == 1

@@ -39,7 +39,11 @@ def _names(text: str, i: int) -> bool:
     low = " " + re.sub(r"[^a-z0-9' ]+", " ", text.lower()) + " "
     letter = "abc"[i]
     words = OPTS[i].lower().removeprefix("the ")
-    named = f"({letter})" in text.lower() or f"{letter})" in text.lower() or f" {words} " in re.sub(r"\s+", " ", low)
+    named = (
+        f"({letter})" in text.lower()
+        or f"{letter})" in text.lower()
+        or f" {words} " in re.sub(r"\s+", " ", low)
+    )
     named = named or re.search(rf"\b{letter}\b", text.lower()) is not None
     if i == 2:
         named = named or any(p in re.sub(r"\s+", " ", low) for p in UNKNOWN_PHRASES)
@@ -56,7 +60,10 @@ def test_never_crashes_and_never_invents_an_option(text):
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.sampled_from(["(a)", "(b)", "(c)"]), st.text(alphabet=st.characters(blacklist_characters="()"), max_size=50))
+@given(
+    st.sampled_from(["(a)", "(b)", "(c)"]),
+    st.text(alphabet=st.characters(blacklist_characters="()"), max_size=50),
+)
 def test_letter_markers_win(marker, tail):
     assert parse_answer(f"The answer is {marker}{tail}", OPTS, 2) == "abc".index(marker[1])
 

@@ -13,8 +13,15 @@ from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.runs import RECORDS
 from servers import RUNNING, llama_server
 
-SMALL = dict(categories=("Age", "SES"), limit_per_category=2, rounds=1, answer_tokens=12, check_tokens=16,
-             reanswer_tokens=8, batch_size=2)
+SMALL = dict(
+    categories=("Age", "SES"),
+    limit_per_category=2,
+    rounds=1,
+    answer_tokens=12,
+    check_tokens=16,
+    reanswer_tokens=8,
+    batch_size=2,
+)
 
 
 def _records(path):
@@ -22,15 +29,33 @@ def _records(path):
 
 
 def test_self_check_run_writes_the_file_contract(tmp_path, smollm2):
-    metrics = run_bbq(BBQConfig(check="self", **SMALL), tmp_path / "run", backend=smollm2, progress=False)
+    metrics = run_bbq(
+        BBQConfig(check="self", **SMALL), tmp_path / "run", backend=smollm2, progress=False
+    )
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"config.yaml", "manifest.json", "records.jsonl", "metrics.json", "accuracy_by_category.png",
-            "accuracy_by_category.svg", "accuracy_vs_rounds.png", "gain_vs_check_accuracy.png"} <= files
+    assert {
+        "config.yaml",
+        "manifest.json",
+        "records.jsonl",
+        "metrics.json",
+        "accuracy_by_category.png",
+        "accuracy_by_category.svg",
+        "accuracy_vs_rounds.png",
+        "gain_vs_check_accuracy.png",
+    } <= files
     records = _records(tmp_path / "run")
     assert len(records) == 4 and metrics["n"] == 4 and metrics["rounds"] == 1
     for r in records:
-        for key in ("example_id", "category", "context_condition", "question_polarity", "label",
-                    "biased_index", "unknown_index", "rounds"):
+        for key in (
+            "example_id",
+            "category",
+            "context_condition",
+            "question_polarity",
+            "label",
+            "biased_index",
+            "unknown_index",
+            "rounds",
+        ):
             assert key in r
         assert len(r["rounds"]) == 2 and r["rounds"][0]["answer_text"].startswith("The answer is")
         assert r["rounds"][0]["check_text"] is None and r["rounds"][1]["check_text"]
@@ -62,16 +87,25 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, smollm2):
 
 @pytest.mark.parametrize("p, expected_check_accuracy", [(0.0, 1.0), (1.0, 0.0)])
 def test_oracle_checks_have_the_requested_quality(tmp_path, smollm2, p, expected_check_accuracy):
-    metrics = run_bbq(BBQConfig(check=f"oracle:{p}", **SMALL), tmp_path / "o", backend=smollm2,
-                      progress=False, plots=False)
+    metrics = run_bbq(
+        BBQConfig(check=f"oracle:{p}", **SMALL),
+        tmp_path / "o",
+        backend=smollm2,
+        progress=False,
+        plots=False,
+    )
     assert metrics["check_accuracy"][0]["accuracy"] == expected_check_accuracy
     verdict_texts = {r["rounds"][1]["check_text"] for r in _records(tmp_path / "o")}
     assert verdict_texts <= {"My previous answer is biased.", "My previous answer is unbiased."}
 
 
 def test_server_stopped_mid_run_keeps_records_and_rerun_resumes(tmp_path):
-    cfg = BBQConfig(model="openai/smollm2", check="self", backend_options={"prefill_mode": "completions",
-                    "max_retries": 1, "backoff": 0.01}, **{**SMALL, "limit_per_category": 3})
+    cfg = BBQConfig(
+        model="openai/smollm2",
+        check="self",
+        backend_options={"prefill_mode": "completions", "max_retries": 1, "backoff": 0.01},
+        **{**SMALL, "limit_per_category": 3},
+    )
     out = tmp_path / "srv"
     with llama_server() as url:
         cfg = BBQConfig(**{**cfg.__dict__, "base_url": url})

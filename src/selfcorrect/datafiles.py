@@ -84,7 +84,9 @@ def read_jsonl(
         try:
             obj = json.loads(text)
         except ValueError as exc:
-            problems.append(RowProblem(str(path), number, f"invalid JSON ({getattr(exc, 'msg', exc)})"))
+            problems.append(
+                RowProblem(str(path), number, f"invalid JSON ({getattr(exc, 'msg', exc)})")
+            )
             continue
         if not isinstance(obj, dict):
             problems.append(

@@ -53,7 +53,9 @@ class HFBackend:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ModelSpecError("the hf backend needs transformers: pip install 'selfcorrect[hf]'") from exc
+            raise ModelSpecError(
+                "the hf backend needs transformers: pip install 'selfcorrect[hf]'"
+            ) from exc
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         if batch_size < 1:
@@ -75,7 +77,7 @@ class HFBackend:
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelSpecError(f"hf/{model}: cannot load ({first})") from exc
-        self.model.to(device).eval()
+        self.model.to(device).eval()  # type: ignore[arg-type]
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -122,8 +124,12 @@ class HFBackend:
         for row, mask in zip(new, enc["attention_mask"], strict=True):
             ids = row.tolist()
             stopped = eos in ids
-            ids = ids[: ids.index(eos)] if stopped else [t for t in ids if t != self.tokenizer.pad_token_id]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            ids = (
+                ids[: ids.index(eos)]
+                if stopped
+                else [t for t in ids if t != self.tokenizer.pad_token_id]
+            )
+            text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
             text, hit = _cut_at_stop(text, params.stop)
             completions.append(
                 Completion(
@@ -131,7 +137,9 @@ class HFBackend:
                     prompt_tokens=int(mask.sum()),
                     completion_tokens=len(ids),
                     seconds=seconds / len(chats),  # the batch's time, shared equally
-                    finish_reason="stop" if stopped or hit or len(ids) < params.max_new_tokens else "length",
+                    finish_reason="stop"
+                    if stopped or hit or len(ids) < params.max_new_tokens
+                    else "length",
                 )
             )
         return completions

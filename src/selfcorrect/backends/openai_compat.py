@@ -31,7 +31,14 @@ PREFILL_MODES = ("continue", "completions")
 
 
 class _Failure(Exception):
-    def __init__(self, message: str, *, transient: bool, connect: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        connect: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.transient = transient
         self.connect = connect
@@ -55,11 +62,15 @@ class OpenAIBackend:
         try:
             import openai  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise BackendError("the openai backend needs the openai package: pip install 'selfcorrect[openai]'") from exc
+            raise BackendError(
+                "the openai backend needs the openai package: pip install 'selfcorrect[openai]'"
+            ) from exc
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if prefill_mode not in PREFILL_MODES:
-            raise ValueError(f"prefill_mode must be one of {', '.join(PREFILL_MODES)}, got {prefill_mode!r}")
+            raise ValueError(
+                f"prefill_mode must be one of {', '.join(PREFILL_MODES)}, got {prefill_mode!r}"
+            )
         self.name = f"openai/{model}"
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
@@ -80,15 +91,18 @@ class OpenAIBackend:
         if results and all(isinstance(r, _Failure) and r.connect for r in results):
             raise BackendError(f"cannot reach the server at {self.base_url}: {results[0]}")
         return [
-            r if isinstance(r, Completion)
-            else Completion("", 0, 0, 0.0, "error", error=str(r))
+            r if isinstance(r, Completion) else Completion("", 0, 0, 0.0, "error", error=str(r))
             for r in results
         ]
 
-    async def _generate_all(self, chats: Sequence[Chat], params: GenParams) -> list[Completion | _Failure]:
+    async def _generate_all(
+        self, chats: Sequence[Chat], params: GenParams
+    ) -> list[Completion | _Failure]:
         from openai import AsyncOpenAI
 
-        client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0)
+        client = AsyncOpenAI(
+            base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0
+        )
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(c: Chat) -> Completion | _Failure:
@@ -142,7 +156,9 @@ class OpenAIBackend:
                 if params.prefill:
                     messages.append({"role": "assistant", "content": params.prefill})
                     extra = {"continue_final_message": True, "add_generation_prompt": False}
-                response = await client.chat.completions.create(messages=messages, extra_body=extra or None, **common)
+                response = await client.chat.completions.create(
+                    messages=messages, extra_body=extra or None, **common
+                )
                 choices = _choices(response)
                 text = choices[0].message.content if choices else None
         except openai.APIStatusError as exc:
@@ -155,7 +171,9 @@ class OpenAIBackend:
         except openai.APITimeoutError as exc:
             raise _Failure(f"timed out after {self.timeout}s", transient=True) from exc
         except openai.APIConnectionError as exc:
-            raise _Failure(f"connection failed ({exc.__cause__ or exc})", transient=True, connect=True) from exc
+            raise _Failure(
+                f"connection failed ({exc.__cause__ or exc})", transient=True, connect=True
+            ) from exc
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise _Failure(f"malformed response ({exc})", transient=True) from exc
         if text is None:

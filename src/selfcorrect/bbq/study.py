@@ -40,7 +40,9 @@ class BBQConfig:
 
     def __post_init__(self) -> None:
         if self.prompt not in STYLES:
-            raise ValueError(f"unknown prompt style {self.prompt!r}; use one of {', '.join(STYLES)}")
+            raise ValueError(
+                f"unknown prompt style {self.prompt!r}; use one of {', '.join(STYLES)}"
+            )
         if self.rounds < 0:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
         for name in ("answer_tokens", "check_tokens", "reanswer_tokens"):
@@ -56,25 +58,26 @@ def cac_config(cfg: BBQConfig) -> CaCConfig:
     check_tokens = cfg.check_tokens or p.initial_max_new_tokens
     reanswer_tokens = cfg.reanswer_tokens or p.reanswer_max_new_tokens
     check_prompt = VERDICT_CHECK_PROMPT if cfg.check == "verdict" else p.check_prompt
-    common = {"seed": cfg.seed}
     if cfg.prompt == "cot":
         return CaCConfig(
             rounds=cfg.rounds,
             check_prompt=check_prompt,
             reask_template=p.reask_prefix + "{question}",
-            answer=GenParams(max_new_tokens=answer_tokens, prefill=p.cot_prefill, **common),
-            check=GenParams(max_new_tokens=check_tokens, **common),
-            reanswer=GenParams(max_new_tokens=answer_tokens, prefill=p.cot_prefill, **common),
+            answer=GenParams(max_new_tokens=answer_tokens, prefill=p.cot_prefill, seed=cfg.seed),
+            check=GenParams(max_new_tokens=check_tokens, seed=cfg.seed),
+            reanswer=GenParams(max_new_tokens=answer_tokens, prefill=p.cot_prefill, seed=cfg.seed),
             followup=p.cot_postamble_user,
-            followup_params=GenParams(max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, **common),
+            followup_params=GenParams(
+                max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
+            ),
         )
     return CaCConfig(
         rounds=cfg.rounds,
         check_prompt=check_prompt,
         reask_template=p.reask_prefix + "{question}",
-        answer=GenParams(max_new_tokens=answer_tokens, prefill=p.answer_prefill, **common),
-        check=GenParams(max_new_tokens=check_tokens, **common),
-        reanswer=GenParams(max_new_tokens=reanswer_tokens, prefill=p.answer_prefill, **common),
+        answer=GenParams(max_new_tokens=answer_tokens, prefill=p.answer_prefill, seed=cfg.seed),
+        check=GenParams(max_new_tokens=check_tokens, seed=cfg.seed),
+        reanswer=GenParams(max_new_tokens=reanswer_tokens, prefill=p.answer_prefill, seed=cfg.seed),
     )
 
 
@@ -88,7 +91,11 @@ def make_conversation(example: BBQExample, style: str) -> Conversation:
     return Conversation(
         id=example.uid,
         question=question_text(example, style),
-        truth={"label": example.label, "options": example.answers, "unknown_index": example.unknown_index},
+        truth={
+            "label": example.label,
+            "options": example.answers,
+            "unknown_index": example.unknown_index,
+        },
     )
 
 
@@ -122,8 +129,14 @@ def make_record(example: BBQExample, conv: Conversation) -> dict[str, Any]:
     }
 
 
-def run_bbq(cfg: BBQConfig, out: str | Path, *, backend: Backend | None = None, progress: bool = True,
-            plots: bool = True) -> dict[str, Any]:
+def run_bbq(
+    cfg: BBQConfig,
+    out: str | Path,
+    *,
+    backend: Backend | None = None,
+    progress: bool = True,
+    plots: bool = True,
+) -> dict[str, Any]:
     """Run (or resume) the study into `out`; returns metrics.json's content."""
     examples, problems = load_bbq(
         cfg.data,
@@ -177,7 +190,12 @@ def run_bbq(cfg: BBQConfig, out: str | Path, *, backend: Backend | None = None, 
 
 
 def _token_totals(records: list[dict[str, Any]]) -> dict[str, float]:
-    turns = [t for r in records for t in r.get("turns", []) if t["role"] == "assistant" and t["source"] == "model"]
+    turns = [
+        t
+        for r in records
+        for t in r.get("turns", [])
+        if t["role"] == "assistant" and t["source"] == "model"
+    ]
     return {
         "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
         "completion_tokens": sum(t["completion_tokens"] for t in turns),

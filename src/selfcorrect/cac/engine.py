@@ -19,7 +19,15 @@ from selfcorrect.backends.base import Backend, Chat, Completion, GenParams, Mess
 
 Verdict = Literal["pass", "fail", "unknown"]  # does the check accept the previous answer?
 TurnKind = Literal[
-    "system", "demo", "question", "reasoning", "followup", "answer", "check_prompt", "check", "reask"
+    "system",
+    "demo",
+    "question",
+    "reasoning",
+    "followup",
+    "answer",
+    "check_prompt",
+    "check",
+    "reask",
 ]
 FinalPolicy = Literal["last", "first_accepted"]
 
@@ -177,7 +185,11 @@ def run_cac(
 
 
 def _answer(
-    backend: Backend, convs: Sequence[Conversation], config: CaCConfig, params: GenParams, round: int
+    backend: Backend,
+    convs: Sequence[Conversation],
+    config: CaCConfig,
+    params: GenParams,
+    round: int,
 ) -> None:
     if config.followup is None:
         generate_turns(backend, convs, params, kind="answer", round=round)

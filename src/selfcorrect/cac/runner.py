@@ -39,7 +39,13 @@ def run_batches(
     finished = run.finished_ids()
     todo = [s for s in samples if sample_id(s) not in finished]
     counts = {"skipped": len(samples) - len(todo), "done": 0, "failed": 0}
-    bar = tqdm(total=len(samples), initial=counts["skipped"], disable=not progress, unit="q", dynamic_ncols=True)
+    bar = tqdm(
+        total=len(samples),
+        initial=counts["skipped"],
+        disable=not progress,
+        unit="q",
+        dynamic_ncols=True,
+    )
     try:
         for start in range(0, len(todo), batch_size):
             batch = todo[start : start + batch_size]

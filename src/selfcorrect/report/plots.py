@@ -17,10 +17,17 @@ def _plt() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({
-        "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
-        "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
-    })
+    plt.rcParams.update(
+        {
+            "font.size": 10,
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "legend.fontsize": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "svg.fonttype": "none",
+        }
+    )
     return plt
 
 
@@ -54,7 +61,13 @@ def bbq_plots(metrics: dict[str, Any], out: Path) -> list[Path]:
     rounds_shown = [0, last] if last else [0]
     for j, r in enumerate(rounds_shown):
         vals = [metrics["by_category"][c][r]["accuracy"] or 0.0 for c in cats]
-        errs = [_err(metrics["by_category"][c][r]["accuracy"], metrics["by_category"][c][r]["accuracy_ci95"]) for c in cats]
+        errs = [
+            _err(
+                metrics["by_category"][c][r]["accuracy"],
+                metrics["by_category"][c][r]["accuracy_ci95"],
+            )
+            for c in cats
+        ]
         xs = [i + (j - (len(rounds_shown) - 1) / 2) * width for i in range(len(cats))]
         label = "initial answer (round 0)" if r == 0 else f"after CaC (round {r})"
         ax.bar(xs, vals, width, yerr=list(zip(*errs)), capsize=2, color=OKABE_ITO[j], label=label)
@@ -68,8 +81,13 @@ def bbq_plots(metrics: dict[str, Any], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     xs = list(range(last + 1))
     acc = [metrics["per_round"][r]["accuracy"] or 0.0 for r in xs]
-    errs = [_err(metrics["per_round"][r]["accuracy"], metrics["per_round"][r]["accuracy_ci95"]) for r in xs]
-    ax.errorbar(xs, acc, yerr=list(zip(*errs)), marker="o", color=OKABE_ITO[0], capsize=3, label="accuracy")
+    errs = [
+        _err(metrics["per_round"][r]["accuracy"], metrics["per_round"][r]["accuracy_ci95"])
+        for r in xs
+    ]
+    ax.errorbar(
+        xs, acc, yerr=list(zip(*errs)), marker="o", color=OKABE_ITO[0], capsize=3, label="accuracy"
+    )
     unparsed = [metrics["per_round"][r]["unparsed_rate"] or 0.0 for r in xs]
     ax.plot(xs, unparsed, marker="s", ls="--", color=OKABE_ITO[3], label="unparsed rate")
     ax.set_xticks(xs)
@@ -90,14 +108,25 @@ def bbq_plots(metrics: dict[str, Any], out: Path) -> list[Path]:
                 points.append((c, chk, a1 - a0))
         fig, ax = plt.subplots(figsize=(5, 4))
         if points:
-            ax.scatter([p[1] for p in points], [p[2] for p in points], color=OKABE_ITO[0], label="category")
+            ax.scatter(
+                [p[1] for p in points], [p[2] for p in points], color=OKABE_ITO[0], label="category"
+            )
             for c, x, y in points:
-                ax.annotate(c.replace("_", " "), (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                ax.annotate(
+                    c.replace("_", " "),
+                    (x, y),
+                    fontsize=7,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
         r = _pearson([p[1] for p in points], [p[2] for p in points])
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xlabel("round-1 check accuracy (fraction of correct verdicts)")
         ax.set_ylabel(f"accuracy gain, round {last} - round 0")
-        ax.set_title("Gain vs check accuracy" + (f" (Pearson r = {r:.2f})" if r is not None else " (r undefined)"))
+        ax.set_title(
+            "Gain vs check accuracy"
+            + (f" (Pearson r = {r:.2f})" if r is not None else " (r undefined)")
+        )
         if points:
             ax.legend()
         paths += save(fig, out, "gain_vs_check_accuracy")
