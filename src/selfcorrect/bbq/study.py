@@ -58,26 +58,24 @@ def cac_config(cfg: BBQConfig) -> CaCConfig:
     check_tokens = cfg.check_tokens or p.initial_max_new_tokens
     reanswer_tokens = cfg.reanswer_tokens or p.reanswer_max_new_tokens
     check_prompt = VERDICT_CHECK_PROMPT if cfg.check == "verdict" else p.check_prompt
-    if cfg.prompt == "cot":
-        return CaCConfig(
-            rounds=cfg.rounds,
-            check_prompt=check_prompt,
-            reask_template=p.reask_prefix + "{question}",
-            answer=GenParams(max_new_tokens=answer_tokens, prefill=p.cot_prefill, seed=cfg.seed),
-            check=GenParams(max_new_tokens=check_tokens, seed=cfg.seed),
-            reanswer=GenParams(max_new_tokens=answer_tokens, prefill=p.cot_prefill, seed=cfg.seed),
-            followup=p.cot_postamble_user,
-            followup_params=GenParams(
-                max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
-            ),
+    first_prefill = p.cot_prefill if cfg.prompt == "cot" else p.answer_prefill
+    # With chain of thought the re-answer reasons again, then the follow-up gets the short answer.
+    reanswer = GenParams(max_new_tokens=answer_tokens, prefill=p.cot_prefill, seed=cfg.seed)
+    if cfg.prompt != "cot":
+        reanswer = GenParams(
+            max_new_tokens=reanswer_tokens, prefill=p.answer_prefill, seed=cfg.seed
         )
     return CaCConfig(
         rounds=cfg.rounds,
         check_prompt=check_prompt,
         reask_template=p.reask_prefix + "{question}",
-        answer=GenParams(max_new_tokens=answer_tokens, prefill=p.answer_prefill, seed=cfg.seed),
+        answer=GenParams(max_new_tokens=answer_tokens, prefill=first_prefill, seed=cfg.seed),
         check=GenParams(max_new_tokens=check_tokens, seed=cfg.seed),
-        reanswer=GenParams(max_new_tokens=reanswer_tokens, prefill=p.answer_prefill, seed=cfg.seed),
+        reanswer=reanswer,
+        followup=p.cot_postamble_user if cfg.prompt == "cot" else None,
+        followup_params=GenParams(
+            max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
+        ),
     )
 
 

@@ -73,18 +73,14 @@ class SelfCheck(_NoPrepare):
 
 
 @dataclass
-class VerdictCheck(_NoPrepare):
+class VerdictCheck(SelfCheck):
     """The model answers a yes/no question about its previous answer (a verdict only)."""
 
     yes_means: Verdict = "fail"
     name: str = "verdict"
 
-    def run(
-        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
-    ) -> None:
-        _ask_check(convs, config.check_prompt, round)
-        generate_turns(backend, convs, config.check, kind="check", round=round)
-        _set_verdicts(convs, round, lambda t: parse_yes_no(t, yes_means=self.yes_means))
+    def __post_init__(self) -> None:
+        self.verdict_parser = lambda text: parse_yes_no(text, yes_means=self.yes_means)
 
 
 @dataclass
