@@ -60,3 +60,13 @@ def test_failures_are_kept_apart(tmp_path):
     run = _open(tmp_path / "r")
     run.append({"id": "0", "error": "boom"}, failed=True)
     assert run.records() == [] and run.failures()[0]["error"] == "boom"
+
+
+def test_torn_failure_line_is_repaired_too(tmp_path):
+    run = _open(tmp_path / "r")
+    run.append({"id": "0", "error": "x"}, failed=True)
+    with open(tmp_path / "r" / "failures.jsonl", "ab") as fh:
+        fh.write(b'{"id": "1", "err')
+    run = _open(tmp_path / "r")
+    run.append({"id": "2", "error": "y"}, failed=True)
+    assert [f["id"] for f in run.failures()] == ["0", "2"]

@@ -151,14 +151,15 @@ class RunDir:
 
     # --- records -------------------------------------------------------------------------
     def _repair_tail(self) -> None:
-        path = self.path / RECORDS
-        if not path.exists():
-            return
-        _, good_end = _read_jsonl_tolerant(path)
-        size = path.stat().st_size
-        if good_end < size:
-            with open(path, "r+b") as fh:
-                fh.truncate(good_end)
+        """Drop a torn last line (a killed writer) so the next append starts a fresh line."""
+        for name in (RECORDS, FAILURES):
+            path = self.path / name
+            if not path.exists():
+                continue
+            _, good_end = _read_jsonl_tolerant(path)
+            if good_end < path.stat().st_size:
+                with open(path, "r+b") as fh:
+                    fh.truncate(good_end)
 
     def records(self) -> list[dict[str, Any]]:
         return _read_jsonl_tolerant(self.path / RECORDS)[0]
