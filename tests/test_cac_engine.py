@@ -178,12 +178,28 @@ def test_real_model_two_rounds_and_batch_order_does_not_change_outputs(smollm2):
 
 
 def test_two_step_answers_keep_reasoning_then_ask_the_followup():
-    config = CaCConfig(rounds=1, check_prompt="C?", reask_template="{question}",
-                       answer=GenParams(prefill="Think:"), reanswer=GenParams(prefill="Think:"),
-                       followup="Final choice?", followup_params=GenParams(max_new_tokens=4, prefill="Choice:"))
+    config = CaCConfig(
+        rounds=1,
+        check_prompt="C?",
+        reask_template="{question}",
+        answer=GenParams(prefill="Think:"),
+        reanswer=GenParams(prefill="Think:"),
+        followup="Final choice?",
+        followup_params=GenParams(max_new_tokens=4, prefill="Choice:"),
+    )
     conv = Conversation(id="a", question="Q")
     run_cac(ScriptedBackend(lambda chat, p: " x"), [conv], SelfCheck(), config)
     kinds = [t.kind for t in conv.turns]
-    assert kinds == ["question", "reasoning", "followup", "answer", "check_prompt", "check", "reask",
-                     "reasoning", "followup", "answer"]
+    assert kinds == [
+        "question",
+        "reasoning",
+        "followup",
+        "answer",
+        "check_prompt",
+        "check",
+        "reask",
+        "reasoning",
+        "followup",
+        "answer",
+    ]
     assert [t.content for t in conv.answers()] == ["Choice: x", "Choice: x"]

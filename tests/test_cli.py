@@ -86,3 +86,10 @@ def test_user_errors_are_one_clear_line(args, message):
     result = _cli(*args)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_base_url_for_a_local_model_is_refused():
+    result = _cli(
+        "chat", "--model", "llamacpp/smollm2", "--base-url", "http://127.0.0.1:1/v1", "hi"
+    )
+    assert result.returncode == 2 and "--base-url only applies to openai/<model>" in result.stderr

@@ -91,9 +91,14 @@ class Backend(Protocol):
 def get_backend(spec: str, **options: object) -> Backend:
     """Resolve a model spec to a backend instance; heavy libraries load only here.
 
-    Raises `ModelSpecError` with the list of known prefixes for an unknown spec.
+    Options set to None are left out, so callers can pass optional flags straight through.
+    Raises `ModelSpecError` for an unknown spec, or for ``base_url`` given to a backend that
+    serves no URL.
     """
+    options = {k: v for k, v in options.items() if v is not None}
     prefix, _, rest = spec.partition("/")
+    if "base_url" in options and prefix != "openai":
+        raise ModelSpecError(f"--base-url only applies to openai/<model> specs, not {spec!r}")
     if prefix == "llamacpp" and rest:
         from selfcorrect.backends.llamacpp import LlamaCppBackend
 

@@ -145,19 +145,18 @@ def run_bbq(
     )
     if not examples:
         raise ValueError("no BBQ questions match the chosen data, categories and conditions")
-    config = {k: v for k, v in asdict(cfg).items() if k != "backend_options"}
-    run = RunDir.open(out, study="bbq", config=config, model=cfg.model, seed=cfg.seed)
-    options = dict(cfg.backend_options)
-    if cfg.base_url:
-        options["base_url"] = cfg.base_url
-    backend = backend or get_backend(cfg.model, **options)
+    run = RunDir.open(out, study="bbq", config=asdict(cfg), model=cfg.model, seed=cfg.seed)
+    backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
     prompts = paper_prompts()
     check = make_check(
         cfg.check if cfg.rounds else "none",
         verdict_parser=review_verdict,
         is_correct=_is_correct,
         oracle_texts=(prompts.oracle_right, prompts.oracle_wrong),
-        checker_options={"base_url": cfg.base_url} if cfg.base_url else None,
+        # a checker served by the same OpenAI-compatible server shares its URL
+        checker_options={
+            "base_url": cfg.base_url if cfg.check.startswith("model:openai/") else None
+        },
         seed=cfg.seed,
     )
     counts = run_batches(

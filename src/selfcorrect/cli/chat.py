@@ -10,7 +10,7 @@ from selfcorrect.backends.base import GenParams, get_backend
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.cac.checks import CHECK_SPECS, make_check
 from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
-from selfcorrect.cli.common import backend_options, format_transcript
+from selfcorrect.cli.common import format_transcript
 
 DEFAULT_CHECK_PROMPT = "Please review your previous answer. Is it correct? Explain briefly."
 DEFAULT_REASK = "Based on your review, answer the question again:\n{question}"
@@ -48,10 +48,8 @@ def chat(
     ),
 ) -> None:
     """Chat with a model; with --rounds N, each answer is checked and re-asked N times."""
-    backend = get_backend(model, **backend_options(base_url, None))
-    source = make_check(
-        check if rounds else "none", checker_options=backend_options(checker_base_url, None)
-    )
+    backend = get_backend(model, base_url=base_url)
+    source = make_check(check if rounds else "none", checker_options={"base_url": checker_base_url})
     answer = GenParams(
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, prefill=prefill
     )

@@ -35,15 +35,6 @@ def run_guarded(app: Any) -> None:
         sys.exit(2)
 
 
-def backend_options(base_url: str | None, api_key_env: str | None) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if base_url:
-        options["base_url"] = base_url
-    if api_key_env:
-        options["api_key_env"] = api_key_env
-    return options
-
-
 ROLE_LABELS = {
     "system": "SYSTEM",
     "demo": "DEMO",
