@@ -99,23 +99,27 @@ def get_backend(spec: str, **options: object) -> Backend:
     prefix, _, rest = spec.partition("/")
     if "base_url" in options and prefix != "openai":
         raise ModelSpecError(f"--base-url only applies to openai/<model> specs, not {spec!r}")
-    if prefix == "llamacpp" and rest:
-        from selfcorrect.backends.llamacpp import LlamaCppBackend
-
-        return LlamaCppBackend(rest, **options)  # type: ignore[arg-type]
-    if prefix == "hf" and rest:
-        from selfcorrect.backends.hf import HFBackend
-
-        return HFBackend(rest, **options)  # type: ignore[arg-type]
-    if prefix == "openai" and rest:
-        from selfcorrect.backends.openai_compat import OpenAIBackend
-
-        return OpenAIBackend(rest, **options)  # type: ignore[arg-type]
     if spec == "scripted":
-        from selfcorrect.backends.scripted import ScriptedBackend
+        prefix, rest = "scripted", ""
+    elif prefix not in BACKENDS or not rest or prefix == "scripted":
+        raise ModelSpecError(
+            f"unknown model spec {spec!r}: use llamacpp/smollm2, llamacpp/<file.gguf>, "
+            "hf/<hub id or local path>, or openai/<model> with --base-url"
+        )
+    import importlib
 
-        return ScriptedBackend(**options)  # type: ignore[arg-type]
-    raise ModelSpecError(
-        f"unknown model spec {spec!r}: use llamacpp/smollm2, llamacpp/<file.gguf>, "
-        "hf/<hub id or local path>, or openai/<model> with --base-url"
-    )
+    module, name = BACKENDS[prefix]
+    cls = getattr(importlib.import_module(module), name)
+    try:
+        return cls(rest, **options) if rest else cls(**options)  # type: ignore[no-any-return]
+    except TypeError as exc:  # an option the backend does not take
+        raise ModelSpecError(f"{spec}: {exc}".replace(".__init__() ", " ")) from exc
+
+
+# prefix -> (module, class); modules are imported only when their backend is used
+BACKENDS = {
+    "llamacpp": ("selfcorrect.backends.llamacpp", "LlamaCppBackend"),
+    "hf": ("selfcorrect.backends.hf", "HFBackend"),
+    "openai": ("selfcorrect.backends.openai_compat", "OpenAIBackend"),
+    "scripted": ("selfcorrect.backends.scripted", "ScriptedBackend"),
+}

@@ -8,6 +8,7 @@ import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.bbq.study import BBQConfig, run_bbq
+from selfcorrect.cli.common import parse_options
 
 
 def format_table(metrics: dict) -> str:
@@ -75,6 +76,12 @@ def bbq(
     ),
     seed: int = typer.Option(0, "--seed", help="Sampling, oracle and bootstrap seed."),
     base_url: str = typer.Option(None, "--base-url", help="Server URL for openai/<model>."),
+    option: list[str] = typer.Option(
+        None,
+        "--option",
+        help="Backend option key=value, repeatable (e.g. prefill_mode=completions, "
+        "concurrency=16, device=cuda, dtype=bfloat16, batch_size=32, cache_mb=0, template=vicuna_v1.1).",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Run directory (rerun the same command to resume)."
     ),
@@ -96,6 +103,7 @@ def bbq(
         batch_size=batch_size,
         seed=seed,
         base_url=base_url,
+        backend_options=parse_options(option),
     )
     metrics = run_bbq(cfg, out, progress=not quiet)
     typer.echo(format_table(metrics))

@@ -10,7 +10,7 @@ from selfcorrect.backends.base import GenParams, get_backend
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.cac.checks import CHECK_SPECS, make_check
 from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
-from selfcorrect.cli.common import format_transcript
+from selfcorrect.cli.common import format_transcript, parse_options
 
 DEFAULT_CHECK_PROMPT = "Please review your previous answer. Is it correct? Explain briefly."
 DEFAULT_REASK = "Based on your review, answer the question again:\n{question}"
@@ -46,9 +46,15 @@ def chat(
     checker_base_url: str = typer.Option(
         None, "--checker-base-url", help="Server URL for model:openai/<m>."
     ),
+    option: list[str] = typer.Option(
+        None,
+        "--option",
+        help="Backend option key=value, repeatable (e.g. prefill_mode=completions, "
+        "concurrency=16, device=cuda, dtype=bfloat16, batch_size=32, cache_mb=0, template=vicuna_v1.1).",
+    ),
 ) -> None:
     """Chat with a model; with --rounds N, each answer is checked and re-asked N times."""
-    backend = get_backend(model, base_url=base_url)
+    backend = get_backend(model, base_url=base_url, **parse_options(option))
     source = make_check(check if rounds else "none", checker_options={"base_url": checker_base_url})
     answer = GenParams(
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, prefill=prefill

@@ -35,6 +35,27 @@ def run_guarded(app: Any) -> None:
         sys.exit(2)
 
 
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``key=value`` backend options; values read as bool, int, float, else string."""
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"backend option {pair!r} must look like key=value")
+        value: Any = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    continue
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
 ROLE_LABELS = {
     "system": "SYSTEM",
     "demo": "DEMO",
