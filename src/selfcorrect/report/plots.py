@@ -143,3 +143,160 @@ def _pearson(xs: list[float], ys: list[float]) -> float | None:
     if sxx == 0 or syy == 0:
         return None
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / (sxx * syy) ** 0.5
+
+
+def ablation_plot(summary: dict[str, Any], out: Path) -> list[Path]:
+    """Figure 4 style: gain vs check accuracy (check-quality), accuracy vs rounds (rounds),
+    or gain per check type / model (bars)."""
+    plt = _plt()
+    kind, points = summary["kind"], summary["points"]
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    if kind == "check-quality":
+        xs = [p["check_accuracy"] for p in points]
+        ys = [p["gain"] for p in points]
+        ax.scatter(xs, ys, color=OKABE_ITO[0], zorder=3, label="oracle checks (one run each)")
+        for p in points:
+            ax.annotate(
+                p["check"],
+                (p["check_accuracy"], p["gain"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        fit = summary.get("fit_gain_vs_check_accuracy")
+        if fit:
+            line_x = [0.0, 1.0]
+            ax.plot(
+                line_x,
+                [fit["intercept"] + fit["slope"] * x for x in line_x],
+                ls="--",
+                color=OKABE_ITO[1],
+                label=f"least squares: slope {fit['slope']:.3f}, R² {fit['r2']:.2f}",
+            )
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("check accuracy (fraction of correct verdicts)")
+        ax.set_ylabel("accuracy gain after CaC (fraction)")
+        ax.set_title("Gain vs check quality")
+        ax.legend(fontsize=8)
+    elif kind == "rounds":
+        p = points[0]
+        xs = list(range(len(p["accuracy_by_round"])))
+        errs = [_err(a, ci) for a, ci in zip(p["accuracy_by_round"], p["accuracy_ci95_by_round"])]
+        ax.errorbar(
+            xs,
+            p["accuracy_by_round"],
+            yerr=list(zip(*errs)),
+            marker="o",
+            capsize=3,
+            color=OKABE_ITO[0],
+            label=f"check: {p['check']}",
+        )
+        ax.set_xticks(xs)
+        ax.set_xlabel("CaC round (0 = initial answer)")
+        ax.set_ylabel("accuracy (fraction correct)")
+        ax.set_ylim(0, 1)
+        ax.set_title("Accuracy vs rounds")
+        ax.legend()
+    else:
+        labels = [p["check"] if kind == "check-type" else p["model"] for p in points]
+        gains = [p["gain"] or 0.0 for p in points]
+        ax.bar(
+            range(len(points)),
+            gains,
+            color=[OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(points))],
+        )
+        ax.set_xticks(range(len(points)), labels, rotation=20, ha="right")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_ylabel("accuracy gain after CaC (fraction)")
+        ax.set_title(
+            "Gain by check type" if kind == "check-type" else "Gain by model (smallest first)"
+        )
+    return save(fig, out, f"ablation_{kind.replace('-', '_')}")
+
+
+def theory_panel(rows: list[dict[str, Any]], panel: str, title: str, out: Path) -> list[Path]:
+    """Error vs number of in-context examples, one line per predictor (and noise level)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    keys: list[tuple[str, float]] = []
+    for r in rows:
+        if (r["predictor"], r["noise"]) not in keys:
+            keys.append((r["predictor"], r["noise"]))
+    many_noise = len({k[1] for k in keys}) > 1
+    for i, (name, noise) in enumerate(keys):
+        pts = sorted(
+            (r["t"], r["error"], r["stderr"])
+            for r in rows
+            if r["predictor"] == name and r["noise"] == noise
+        )
+        label = f"{name}, p = {noise:g}" if many_noise else name
+        style = (
+            "--" if name.startswith("GD") else (":" if "least" in name or "best" in name else "-")
+        )
+        ax.errorbar(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            yerr=[p[2] for p in pts],
+            ls=style,
+            marker=".",
+            capsize=2,
+            color=OKABE_ITO[i % len(OKABE_ITO)],
+            label=label,
+        )
+    ax.set_xlabel("in-context examples t")
+    ax.set_ylabel("error 1 - cos(ŷ_t, y*)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Figure {panel}: {title}")
+    ax.legend(fontsize=7)
+    return save(fig, out, f"figure_{panel}")
+
+
+def construction_plots(table: dict[str, Any], out: Path) -> list[Path]:
+    """max |TF - GD| vs beta (per steps), the ablations, and the noise sweep."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax = axes[0]
+    for i, t in enumerate(sorted({r["steps"] for r in table["by_beta"]})):
+        rows = [r for r in table["by_beta"] if r["steps"] == t]
+        ax.loglog(
+            [r["beta"] for r in rows],
+            [max(r["max_abs_error"], 1e-17) for r in rows],
+            marker="o",
+            color=OKABE_ITO[i],
+            label=f"PL, N={table['n']}, {t} step{'s' if t > 1 else ''}",
+        )
+        bt = [r for r in table["bt"] if r["steps"] == t]
+        ax.loglog(
+            [r["beta"] for r in bt],
+            [max(r["max_abs_error"], 1e-17) for r in bt],
+            marker="s",
+            ls="--",
+            color=OKABE_ITO[i],
+            label=f"BT (N=2), {t} step{'s' if t > 1 else ''}",
+        )
+    ax.set_xlabel("selection sharpness β")
+    ax.set_ylabel("max |TF − GD| over problems")
+    ax.set_title("Constructed network vs explicit GD")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    ab = table["ablations"]
+    ax.bar(range(len(ab)), [max(r["max_abs_error"], 1e-17) for r in ab], color=OKABE_ITO[: len(ab)])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(ab)), [r["variant"] for r in ab], rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("max |TF − GD| (1 step)")
+    ax.set_title(f"Ablations at β = {ab[0]['beta']:g}")
+    ax = axes[2]
+    noise = table.get("noise", [])
+    ax.errorbar(
+        [r["noise"] for r in noise],
+        [r["error_vs_y_star"] for r in noise],
+        yerr=[r["stderr"] for r in noise],
+        marker="o",
+        color=OKABE_ITO[0],
+        label="constructed network (= GD on the noisy ranking)",
+    )
+    ax.set_xlabel("reward noise p")
+    ax.set_ylabel("error 1 − cos(ŷ, y*)")
+    ax.set_title("Noisy rewards: GD on the wrong ranking")
+    ax.legend(fontsize=7)
+    return save(fig, out, "construction")

@@ -1,0 +1,153 @@
+"""``selfcorrect theory``: train, evaluate, draw Figure 2 panels, check the explicit construction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(
+    help="The synthetic in-context alignment lab (the paper's Figure 2) and the GD construction.",
+    no_args_is_help=True,
+)
+
+
+@app.command("train")
+def train_cmd(
+    preset: str = typer.Option("quick", "--preset", "-p", help="quick, paper or paper-recipe."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Override, e.g. --set steps=600 --set model.n_layer=2."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory (rerun to resume)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train one alignment transformer (checkpoint, resume, train_log.csv)."""
+    from selfcorrect.theory.figures import load_preset
+    from selfcorrect.theory.train import eval_error, train
+
+    cfg = load_preset(preset, set_)
+    model = train(cfg, out, progress=not quiet)
+    typer.echo(
+        f"error at t = {cfg.model.n_points - 5}: {eval_error(model, cfg):.4f}; model in {out}"
+    )
+
+
+@app.command("eval")
+def eval_cmd(
+    model_dir: Path = typer.Argument(..., help="A trained model directory."),
+    noise: str = typer.Option("0", "--noise", help="Reward noise levels, comma separated."),
+    gd: bool = typer.Option(
+        True, "--gd/--no-gd", help="Also evaluate the GD baseline (50 Adam steps)."
+    ),
+    n_eval: int = typer.Option(256, "--n-eval", min=2, help="Evaluation sequences."),
+) -> None:
+    """Write <model_dir>/curves.csv (predictor, noise, t, error, stderr)."""
+    from selfcorrect.theory.baselines import GDPredictor
+    from selfcorrect.theory.evaluate import Predictor, evaluate, write_curves
+    from selfcorrect.theory.train import load_model
+
+    model, cfg = load_model(model_dir)
+    levels = [float(v) for v in noise.split(",") if v.strip()]
+    predictors: dict[str, Predictor] = {"TF": model}
+    if gd:
+        predictors["GD (50 Adam steps, lr 0.1)"] = GDPredictor("adam")
+    rows = evaluate(
+        predictors,
+        noise_levels=levels,
+        n_eval=n_eval,
+        n_dims=cfg.model.n_dims,
+        n_points=cfg.model.n_points,
+    )
+    write_curves(rows, model_dir / "curves.csv")
+    for r in rows:
+        if r["t"] in (2, 5, 10, 15):
+            typer.echo(
+                f"{r['predictor']:28s} p={r['noise']:<5g} t={r['t']:<3d} error {r['error']:.3f} ± {r['stderr']:.3f}"
+            )
+
+
+@app.command("figure")
+def figure_cmd(
+    panel: str = typer.Argument(..., help="2a, 2b, 2c, 2d, 2e or 2f."),
+    preset: str = typer.Option("quick", "--preset", "-p"),
+    set_: list[str] = typer.Option(None, "--set", help="Overrides for every model of the panel."),
+    out: Path = typer.Option(
+        Path("runs/theory"), "--out", "-o", help="Root: models/ are shared by panels."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train (or reuse) the models a panel needs and draw it."""
+    from selfcorrect.theory.evaluate import read_curves
+    from selfcorrect.theory.figures import run_panel
+
+    panel_dir = run_panel(panel, preset, out / preset, sets=set_, progress=not quiet)
+    rows = read_curves(panel_dir / "curves.csv")
+    for r in rows:
+        if r["t"] == 15 or (r["t"] in (2, 5, 10) and not quiet):
+            typer.echo(
+                f"{r['predictor']:34s} p={r['noise']:<5g} t={r['t']:<3d} error {r['error']:.3f} ± {r['stderr']:.3f}"
+            )
+    typer.echo(f"wrote {panel_dir}/curves.csv and figure_{panel}.png/.svg")
+
+
+@app.command("construct")
+def construct_cmd(
+    d: int = typer.Option(5, "--d", min=1),
+    n: int = typer.Option(20, "--n", min=2, help="Responses N (N-1 blocks per GD step)."),
+    steps: str = typer.Option("1,3", "--steps", help="GD steps T to check, comma separated."),
+    beta: str = typer.Option("10,100,1000,10000", "--beta", help="Selection sharpness values."),
+    eta: float = typer.Option(0.01, "--eta"),
+    problems: int = typer.Option(100, "--problems", min=1),
+    dtype: str = typer.Option("float64", "--dtype", help="float64 or float32."),
+    as_json: bool = typer.Option(False, "--json", help="Print the error table as JSON."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Also write construct.json, noise and plots here."
+    ),
+) -> None:
+    """Build the hand-weighted transformer and compare it with explicit GD on the PL loss."""
+    import torch
+
+    from selfcorrect.theory.construct_study import error_table, noise_sweep
+
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"--dtype must be float64 or float32, got {dtype!r}")
+    table = error_table(
+        d=d,
+        n=n,
+        eta=eta,
+        steps=[int(s) for s in steps.split(",")],
+        betas=[float(b) for b in beta.split(",")],
+        n_problems=problems,
+        dtype=getattr(torch, dtype),
+    )
+    if out is not None:
+        from selfcorrect.report.plots import construction_plots
+
+        table["noise"] = noise_sweep(d=d, n=n, eta=eta)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "construct.json").write_text(json.dumps(table, indent=2) + "\n")
+        construction_plots(table, out)
+    if as_json:
+        typer.echo(json.dumps(table, indent=2))
+        return
+    typer.echo(
+        f"d={d} N={n} eta={eta} {problems} problems, {table['dtype']}, min reward gap {table['min_reward_gap']:.4f}"
+    )
+    typer.echo(f"{'case':10s} {'steps':>5s} {'beta':>8s} {'max |TF - GD|':>14s}")
+    for case in ("by_beta", "bt"):
+        for row in table[case]:
+            label = "PL" if case == "by_beta" else "BT (N=2)"
+            typer.echo(
+                f"{label:10s} {row['steps']:5d} {row['beta']:8g} {row['max_abs_error']:14.3e}"
+            )
+    typer.echo("\nablations (1 step):")
+    for row in table["ablations"]:
+        typer.echo(f"  {row['variant']:28s} {row['max_abs_error']:.3e}")
+    if out is not None:
+        for row in table["noise"]:
+            typer.echo(
+                f"  reward noise p={row['noise']:<5g} error vs y* {row['error_vs_y_star']:.3f} "
+                f"(mean |TF - GD| {row['mean_abs_diff_to_gd']:.1e})"
+            )
+        typer.echo(f"wrote {out}/construct.json and plots")

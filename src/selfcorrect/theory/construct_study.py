@@ -1,0 +1,173 @@
+"""Checks of the explicit construction: match with GD vs sharpness and steps, BT, ablations,
+reward noise, and a comparison with the trained transformer on the task's evaluation set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from selfcorrect.theory.construction import build_pl_gd_transformer, gd_steps
+from selfcorrect.theory.evaluate import EVAL_SEED
+from selfcorrect.theory.task import sample_task
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "linear attention": {"linear": True},
+    "one head (selection only)": {"heads": "selection"},
+    "one head (averaging only)": {"heads": "averaging"},
+    "no FFN": {"ffn": False},
+}
+
+
+def problems(
+    b: int,
+    d: int,
+    n: int,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    min_gap: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Seeded random problems. With `min_gap`, rewards are a random order of n evenly spaced
+    levels plus jitter, so adjacent rewards differ by >= 0.5/n (hard selection needs
+    beta * gap >> 1 and gamma * gap > 1); otherwise i.i.d. U(0, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, d, generator=g, dtype=dtype)
+    ys = torch.randn(b, n, d, generator=g, dtype=dtype)
+    if min_gap:
+        order = torch.argsort(torch.rand(b, n, generator=g), dim=-1).to(dtype)
+        rs = (order + 0.25 + 0.5 * torch.rand(b, n, generator=g, dtype=dtype)) / n
+    else:
+        rs = torch.rand(b, n, generator=g, dtype=dtype)
+    y0 = 0.1 * torch.randn(b, d, generator=g, dtype=dtype)
+    return {"x": x, "ys": ys, "rs": rs, "y0": y0}
+
+
+def min_reward_gap(rs: torch.Tensor) -> float:
+    srt = rs.sort(-1).values
+    return float((srt[:, 1:] - srt[:, :-1]).min())
+
+
+def max_error(p: dict[str, torch.Tensor], eta: float, steps: int, **kw: Any) -> float:
+    net = build_pl_gd_transformer(p["x"].shape[1], p["ys"].shape[1], eta, steps, **kw).to(
+        p["x"].dtype
+    )
+    with torch.no_grad():
+        out = net(p["x"], p["ys"], p["rs"], p["y0"])
+    return float((out - gd_steps(p["y0"], p["x"], p["ys"], p["rs"], eta, steps)).abs().max())
+
+
+def error_table(
+    *,
+    d: int = 5,
+    n: int = 20,
+    eta: float = 0.01,
+    steps: Sequence[int] = (1, 3),
+    betas: Sequence[float] = (10, 100, 1e3, 1e4),
+    n_problems: int = 100,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> dict[str, Any]:
+    """max |TF - GD| over the problems, against beta and steps; BT (N = 2); ablations."""
+    p = problems(n_problems, d, n, seed=seed, dtype=dtype)
+    p_bt = problems(n_problems, d, 2, seed=seed + 1, dtype=dtype)
+    sharp = max(betas)
+    return {
+        "d": d,
+        "n": n,
+        "eta": eta,
+        "problems": n_problems,
+        "dtype": str(dtype).replace("torch.", ""),
+        "min_reward_gap": min_reward_gap(p["rs"]),
+        "by_beta": [
+            {"steps": t, "beta": beta, "max_abs_error": max_error(p, eta, t, beta=beta)}
+            for t in steps
+            for beta in betas
+        ],
+        "bt": [
+            {"steps": t, "beta": beta, "max_abs_error": max_error(p_bt, eta, t, beta=beta)}
+            for t in steps
+            for beta in betas
+        ],
+        "ablations": [
+            {
+                "variant": name,
+                "beta": sharp,
+                "steps": 1,
+                "max_abs_error": max_error(p, eta, 1, beta=sharp, **kw),
+            }
+            for name, kw in ABLATIONS.items()
+        ],
+    }
+
+
+def noise_sweep(
+    *,
+    noise_levels: Sequence[float] = (0, 0.25, 0.5, 0.75, 1),
+    d: int = 5,
+    n: int = 20,
+    eta: float = 0.01,
+    steps: int = 1,
+    beta: float = 1e5,
+    n_problems: int = 256,
+) -> list[dict[str, float]]:
+    """On the task: the network vs GD on the *noisy* ranking, and both against y*."""
+    rows = []
+    for noise in noise_levels:
+        batch = sample_task(
+            n_problems,
+            n_dims=d,
+            n_points=n,
+            noise=noise,
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(EVAL_SEED),
+        )
+        x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
+        net = build_pl_gd_transformer(d, n, eta, steps, beta=beta).double()
+        with torch.no_grad():
+            out = net(x, batch.ys, batch.rs, y0)
+        gd = gd_steps(y0, x, batch.ys, batch.rs, eta, steps)
+        err = 1 - F.cosine_similarity(out, batch.y_star, dim=-1)
+        rows.append(
+            {
+                "noise": noise,
+                "error_vs_y_star": float(err.mean()),
+                "stderr": float(err.std() / n_problems**0.5),
+                "mean_abs_diff_to_gd": float((out - gd).abs().mean()),
+            }
+        )
+    return rows
+
+
+def curve_vs_t(
+    *,
+    d: int = 5,
+    n: int = 20,
+    eta: float = 0.01,
+    steps: int = 1,
+    beta: float = 1e5,
+    n_problems: int = 256,
+) -> list[dict[str, float]]:
+    """Error ``1 - cos(y_hat_t, y*)`` of the constructed network using the first t examples
+    (t = 2..n-1), on the same evaluation set as the trained transformer."""
+    batch = sample_task(
+        n_problems,
+        n_dims=d,
+        n_points=n,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(EVAL_SEED),
+    )
+    x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
+    rows = []
+    for t in range(2, n):
+        net = build_pl_gd_transformer(d, t, eta, steps, beta=beta).double()
+        with torch.no_grad():
+            out = net(x, batch.ys[:, :t], batch.rs[:, :t], y0)
+        err = 1 - F.cosine_similarity(out, batch.y_star, dim=-1)
+        rows.append(
+            {"t": t, "error": float(err.mean()), "stderr": float(err.std() / n_problems**0.5)}
+        )
+    return rows

@@ -1,0 +1,84 @@
+"""Evaluation: error ``1 - cos(y_hat_t, y*)`` against the number t of in-context examples,
+for every predictor and reward-noise level, on a fixed seeded evaluation set."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from selfcorrect.theory.task import sample_task
+
+Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+EVAL_SEED = 10_007  # evaluation data never overlaps a training stream seeded from 0..9999
+
+
+def error_curve(pred: torch.Tensor, y_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard error over the batch of ``1 - cos(pred[:, t], y*)``: two (n,) tensors."""
+    err = 1 - F.cosine_similarity(
+        pred, y_star[:, None, :].expand_as(pred), dim=-1, eps=1e-8
+    )  # (b, n)
+    return err.mean(0), err.std(0) / err.shape[0] ** 0.5
+
+
+def evaluate(
+    predictors: dict[str, Predictor],
+    *,
+    noise_levels: Iterable[float] = (0.0,),
+    n_eval: int = 256,
+    n_dims: int = 5,
+    n_points: int = 20,
+    seed: int = EVAL_SEED,
+) -> list[dict[str, float | str | int]]:
+    """Rows ``predictor, noise, t, error, stderr`` for t = 1..n-1 (t examples in context).
+
+    The clean part of the evaluation set is the same for every noise level (same seed)."""
+    rows: list[dict[str, float | str | int]] = []
+    for noise in noise_levels:
+        batch = sample_task(
+            n_eval,
+            n_dims=n_dims,
+            n_points=n_points,
+            noise=noise,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        for name, predictor in predictors.items():
+            with torch.no_grad():
+                pred = predictor(batch.xs, batch.ys, batch.rs)  # (b, n, d)
+            mean, se = error_curve(pred.float(), batch.y_star)
+            for t in range(1, n_points):
+                rows.append(
+                    {
+                        "predictor": name,
+                        "noise": noise,
+                        "t": t,
+                        "error": float(mean[t]),
+                        "stderr": float(se[t]),
+                    }
+                )
+    return rows
+
+
+def write_curves(rows: Sequence[dict[str, float | str | int]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["predictor", "noise", "t", "error", "stderr"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_curves(path: Path) -> list[dict[str, float | str | int]]:
+    with open(path, newline="") as fh:
+        return [
+            {
+                "predictor": r["predictor"],
+                "noise": float(r["noise"]),
+                "t": int(r["t"]),
+                "error": float(r["error"]),
+                "stderr": float(r["stderr"]),
+            }
+            for r in csv.DictReader(fh)
+        ]

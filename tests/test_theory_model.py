@@ -1,0 +1,89 @@
+"""Task, transformer variants (causality), baselines and the training loop."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from selfcorrect.theory.baselines import GDPredictor, best_in_context, ls_extrapolation
+from selfcorrect.theory.evaluate import error_curve, evaluate
+from selfcorrect.theory.losses import pl_loss_per_prefix
+from selfcorrect.theory.model import AlignmentTransformer, ModelConfig
+from selfcorrect.theory.task import sample_task, tokens
+from selfcorrect.theory.train import TrainConfig, load_model, override, train
+
+
+def _batch(b=4, noise=0.0, seed=0):
+    return sample_task(b, n_dims=5, n_points=8, noise=noise, generator=torch.Generator().manual_seed(seed))
+
+
+def test_task_is_seeded_and_noise_only_touches_rewards():
+    a, b = _batch(seed=3), _batch(seed=3)
+    assert torch.equal(a.ys, b.ys) and torch.equal(a.rs, b.rs)
+    noisy = _batch(seed=3, noise=1.0)
+    assert torch.equal(noisy.ys, a.ys) and not torch.equal(noisy.rs, a.rs)
+    # y_i = r_i x W* + (1 - r_i) x W_eps with clean rewards: r = 1 gives y*
+    assert tokens(a.xs, a.ys, a.rs).shape == (4, 24, 5)
+    assert torch.allclose(tokens(a.xs, a.ys, a.rs)[:, 2::3, 0], a.rs)
+
+
+@pytest.mark.parametrize("attention, ffn, n_head", list(itertools.product(["softmax", "linear"], [True, False], [1, 2])))
+def test_every_variant_is_causal(attention, ffn, n_head):
+    torch.manual_seed(0)
+    model = AlignmentTransformer(ModelConfig(n_points=8, n_embd=16, n_layer=2, n_head=n_head, attention=attention, ffn=ffn))
+    batch = _batch()
+    base = model(batch.xs, batch.ys, batch.rs)
+    for m in range(8):
+        ys, rs = batch.ys.clone(), batch.rs.clone()
+        ys[:, m:] += torch.randn_like(ys[:, m:])  # perturb example m and everything after it
+        rs[:, m:] = torch.rand_like(rs[:, m:])
+        out = model(batch.xs, ys, rs)
+        assert torch.allclose(out[:, : m + 1], base[:, : m + 1], atol=1e-6)  # pred at m sees only 0..m-1
+        if m < 7:
+            assert not torch.allclose(out[:, m + 1 :], base[:, m + 1 :])
+
+
+def test_gd_baselines_lower_the_pl_loss():
+    batch = _batch(b=16)
+    start = GDPredictor("adam", steps=0)(batch.xs, batch.ys, batch.rs)
+    for method, lr in (("adam", 0.1), ("gd", 0.5), ("pgd", 2.0)):
+        pred = GDPredictor(method, steps=30, lr=lr)(batch.xs, batch.ys, batch.rs)
+        before = pl_loss_per_prefix(start, batch.ys, batch.rs)[:, 2:].mean()
+        after = pl_loss_per_prefix(pred, batch.ys, batch.rs)[:, 2:].mean()
+        assert after < before, method
+
+
+def test_reference_predictors():
+    batch = _batch(b=64)
+    ls = ls_extrapolation(batch.xs, batch.ys, batch.rs)
+    assert torch.allclose(ls[:, 2:], batch.y_star[:, None].expand_as(ls[:, 2:]), atol=1e-3)  # exact, clean rewards
+    best = best_in_context(batch.xs, batch.ys, batch.rs)
+    m = 5
+    top = batch.rs[:, :m].argmax(-1)
+    assert torch.equal(best[:, m], batch.ys[torch.arange(64), top])
+    err, se = error_curve(best, batch.y_star)
+    assert err[7] < err[1] and (se >= 0).all()
+
+
+def test_evaluate_rows_and_training_resume(tmp_path):
+    cfg = override(TrainConfig(), ["steps=6", "batch_size=8", "eval_every=3", "checkpoint_every=3", "eval_size=8",
+                                   "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "warmup=2"])
+    train(cfg, tmp_path / "m", progress=False)
+    log = (tmp_path / "m" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 7 and log[3].split(",")[3]  # header + 6 steps, eval at step 3
+    # a kill after the step-3 checkpoint: the rerun redoes steps 4-6 and logs each step once
+    state = torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=False)
+    state["step"] = 3
+    torch.save(state, tmp_path / "m" / "checkpoint.pt")
+    train(cfg, tmp_path / "m", progress=False)
+    steps = [int(r.split(",")[0]) for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    model, _ = load_model(tmp_path / "m")
+    rows = evaluate({"TF": model}, noise_levels=(0.0, 1.0), n_eval=8, n_points=20)
+    assert {r["t"] for r in rows} == set(range(1, 20)) and {r["noise"] for r in rows} == {0.0, 1.0}
+    with pytest.raises(ValueError, match="another config"):
+        train(override(cfg, ["steps=7"]), tmp_path / "m", progress=False)
+    with pytest.raises(ValueError, match="unknown config key"):
+        override(cfg, ["model.n_layers=3"])
