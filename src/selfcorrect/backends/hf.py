@@ -94,10 +94,19 @@ class HFBackend:
         )
 
     def generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
-        out: list[Completion] = []
-        for i in range(0, len(chats), self.batch_size):
-            out += self._batch(chats[i : i + self.batch_size], params)
-        return out
+        # Batches of similar prompt length waste less compute on padding; results keep the
+        # caller's order. (Greedy outputs do not depend on the batch: tested.)
+        order = sorted(
+            range(len(chats)), key=lambda i: len(self.prompt_text(chats[i], params.prefill))
+        )
+        out: dict[int, Completion] = {}
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            for i, completion in zip(
+                idx, self._batch([chats[i] for i in idx], params), strict=True
+            ):
+                out[i] = completion
+        return [out[i] for i in range(len(chats))]
 
     def _batch(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
         import torch

@@ -118,3 +118,85 @@ def bbq(
             err=True,
         )
     typer.echo(f"\nwrote {out}/records.jsonl, metrics.json and plots")
+
+
+def bbq_ablation(
+    kind: str = typer.Argument(..., help="check-quality, rounds, check-type or model-size."),
+    model: str = typer.Option(
+        DEFAULT_MODEL, "--model", "-m", help="Model spec (all kinds but model-size)."
+    ),
+    models: list[str] = typer.Option(None, "--models", help="model-size: repeat, smallest first."),
+    error_rates: str = typer.Option(
+        "0,0.25,0.5,0.75,1", "--error-rates", help="check-quality: oracle p grid."
+    ),
+    checks: list[str] = typer.Option(
+        None, "--checks", help="check-type: checks to compare (default self, verdict)."
+    ),
+    check: str = typer.Option("self", "--check", help="rounds / model-size: the check source."),
+    rounds: int = typer.Option(
+        1, "--rounds", "-r", min=1, help="CaC rounds (rounds: the maximum)."
+    ),
+    prompt: str = typer.Option("question", "--prompt", help="question, instruction or cot."),
+    data: str = typer.Option("paper", "--data", help="paper, full, or a JSONL path."),
+    categories: list[str] = typer.Option(
+        None, "--categories", "-c", help="Repeat to pick categories."
+    ),
+    limit_per_category: int = typer.Option(None, "--limit-per-category", "-k", min=1),
+    answer_tokens: int = typer.Option(None, "--answer-tokens", min=1),
+    check_tokens: int = typer.Option(None, "--check-tokens", min=1),
+    reanswer_tokens: int = typer.Option(None, "--reanswer-tokens", min=1),
+    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    seed: int = typer.Option(0, "--seed"),
+    base_url: str = typer.Option(None, "--base-url", help="Server URL for openai/<model>."),
+    option: list[str] = typer.Option(
+        None, "--option", help="Backend option key=value, repeatable."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Directory of the grid (each point resumes)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Run a BBQ ablation grid and draw its Figure 4 style plot."""
+    from selfcorrect.bbq.ablation import run_ablation
+
+    try:
+        rates = [float(x) for x in error_rates.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(
+            f"--error-rates must be numbers separated by commas, got {error_rates!r}"
+        ) from None
+    base = BBQConfig(
+        model=model,
+        data=data,
+        categories=tuple(categories or ()),
+        limit_per_category=limit_per_category,
+        rounds=rounds,
+        check=check,
+        prompt=prompt,
+        answer_tokens=answer_tokens,
+        check_tokens=check_tokens,
+        reanswer_tokens=reanswer_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        base_url=base_url,
+        backend_options=parse_options(option),
+    )
+    summary = run_ablation(
+        kind,
+        base,
+        out,
+        progress=not quiet,
+        error_rates=rates,
+        checks=tuple(checks or ("self", "verdict")),
+        models=tuple(models or ()),
+    )
+    for p in summary["points"]:
+        acc = " -> ".join("n/a" if a is None else f"{100 * a:.1f}%" for a in p["accuracy_by_round"])
+        chk = "n/a" if p["check_accuracy"] is None else f"{100 * p['check_accuracy']:.1f}%"
+        typer.echo(f"{p['label']:28s} accuracy {acc}; check accuracy {chk}")
+    fit = summary.get("fit_gain_vs_check_accuracy")
+    if fit:
+        typer.echo(
+            f"gain = {fit['intercept']:+.3f} {fit['slope']:+.3f} x check accuracy (R^2 {fit['r2']:.2f})"
+        )
+    typer.echo(f"wrote {out}/ablation.json and ablation_{kind.replace('-', '_')}.png/.svg")

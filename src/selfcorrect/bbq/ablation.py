@@ -1,0 +1,109 @@
+"""BBQ ablations (the paper's Figure 4): grids of study runs and their summary.
+
+Each grid point is an ordinary, resumable BBQ run in ``<out>/<label>/``; the summary reads their
+metrics only. Kinds:
+
+- ``check-quality``: oracle checks with error rate p over a grid (check accuracy ~ 1 - p); the
+  gain against the measured check accuracy, with a least-squares line and R^2 (is it linear?);
+- ``rounds``: one run with R rounds; accuracy after each round;
+- ``check-type``: natural-language self-check vs verdict-only self-check (and any others given);
+- ``model-size``: the same study on several models, in the order given (smallest first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from selfcorrect.bbq.study import BBQConfig, run_bbq
+
+KINDS = ("check-quality", "rounds", "check-type", "model-size")
+
+
+def grid(
+    kind: str,
+    base: BBQConfig,
+    *,
+    error_rates: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    checks: Sequence[str] = ("self", "verdict"),
+    models: Sequence[str] = (),
+) -> list[tuple[str, BBQConfig]]:
+    """(label, config) for each run of the ablation."""
+    if kind == "check-quality":
+        bad = [p for p in error_rates if not 0 <= p <= 1]
+        if bad:
+            raise ValueError(f"oracle error rates must be in [0, 1], got {bad}")
+        return [(f"oracle-p{p:g}", replace(base, check=f"oracle:{p:g}")) for p in error_rates]
+    if kind == "rounds":
+        return [(f"rounds-{base.rounds}", base)]
+    if kind == "check-type":
+        return [
+            (f"check-{c.replace(':', '-').replace('/', '_')}", replace(base, check=c))
+            for c in checks
+        ]
+    if kind == "model-size":
+        if not models:
+            raise ValueError("model-size needs at least one --models SPEC")
+        return [
+            (f"model-{i}-{m.replace('/', '_')}", replace(base, model=m))
+            for i, m in enumerate(models)
+        ]
+    raise ValueError(f"unknown ablation {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def _point(label: str, cfg: BBQConfig, metrics: dict[str, Any]) -> dict[str, Any]:
+    last = metrics["rounds"]
+    acc = [row["accuracy"] for row in metrics["per_round"]]
+    check = metrics["check_accuracy"][0] if metrics["check_accuracy"] else {}
+    return {
+        "label": label,
+        "model": cfg.model,
+        "check": cfg.check,
+        "n": metrics["n"],
+        "accuracy_by_round": acc,
+        "accuracy_ci95_by_round": [row["accuracy_ci95"] for row in metrics["per_round"]],
+        "gain": None if acc[0] is None or acc[last] is None else acc[last] - acc[0],
+        "check_accuracy": check.get("accuracy"),
+        "check_judged": check.get("n"),
+    }
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float] | None:
+    """Least-squares line y = a + b x and its R^2; None with fewer than 2 distinct x."""
+    n = len(xs)
+    if n < 2 or len(set(xs)) < 2:
+        return None
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    slope = sxy / sxx
+    intercept = my - slope * mx
+    ss_res = sum((y - intercept - slope * x) ** 2 for x, y in zip(xs, ys, strict=True))
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    return {"intercept": intercept, "slope": slope, "r2": 1 - ss_res / ss_tot if ss_tot else 1.0}
+
+
+def run_ablation(
+    kind: str, base: BBQConfig, out: str | Path, *, progress: bool = True, **grid_options: Any
+) -> dict[str, Any]:
+    """Run (or resume) every grid point, then write ``ablation.json`` and the figure."""
+    out = Path(out)
+    points = []
+    for label, cfg in grid(kind, base, **grid_options):
+        metrics = run_bbq(cfg, out / label, progress=progress)
+        points.append(_point(label, cfg, metrics))
+    summary: dict[str, Any] = {"kind": kind, "points": points}
+    if kind == "check-quality":
+        usable = [p for p in points if p["check_accuracy"] is not None and p["gain"] is not None]
+        summary["fit_gain_vs_check_accuracy"] = linear_fit(
+            [p["check_accuracy"] for p in usable], [p["gain"] for p in usable]
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from selfcorrect.report.plots import ablation_plot
+
+    ablation_plot(summary, out)
+    return summary
