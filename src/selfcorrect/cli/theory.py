@@ -104,6 +104,9 @@ def construct_cmd(
     out: Path = typer.Option(
         None, "--out", "-o", help="Also write construct.json, noise and plots here."
     ),
+    compare: Path = typer.Option(
+        None, "--compare", help="A trained model dir: draw both error curves (needs --out)."
+    ),
 ) -> None:
     """Build the hand-weighted transformer and compare it with explicit GD on the PL loss."""
     import torch
@@ -128,6 +131,8 @@ def construct_cmd(
         out.mkdir(parents=True, exist_ok=True)
         (out / "construct.json").write_text(json.dumps(table, indent=2) + "\n")
         construction_plots(table, out)
+        if compare is not None:
+            _compare(compare, out, eta)
     if as_json:
         typer.echo(json.dumps(table, indent=2))
         return
@@ -151,3 +156,28 @@ def construct_cmd(
                 f"(mean |TF - GD| {row['mean_abs_diff_to_gd']:.1e})"
             )
         typer.echo(f"wrote {out}/construct.json and plots")
+
+
+def _compare(model_dir: Path, out: Path, eta: float) -> None:
+    """Error vs t of the constructed network (one GD step from y0 = 0 on the first t examples),
+    the trained transformer and the GD baseline, on the same evaluation set."""
+    from selfcorrect.report.plots import theory_panel
+    from selfcorrect.theory.baselines import GDPredictor
+    from selfcorrect.theory.construct_study import curve_vs_t
+    from selfcorrect.theory.evaluate import evaluate, write_curves
+    from selfcorrect.theory.train import load_model
+
+    model, cfg = load_model(model_dir)
+    m = cfg.model
+    rows = evaluate(
+        {"trained TF": model, "GD (50 Adam steps, lr 0.1)": GDPredictor("adam")},
+        n_dims=m.n_dims,
+        n_points=m.n_points,
+    )
+    rows = [r for r in rows if int(r["t"]) >= 2]
+    rows += [
+        {"predictor": f"constructed TF (1 GD step, eta {eta:g})", "noise": 0.0, **r}
+        for r in curve_vs_t(d=m.n_dims, n=m.n_points, eta=eta)
+    ]
+    write_curves(rows, out / "compare_curves.csv")
+    theory_panel(rows, "construct", "constructed vs trained transformer", out)

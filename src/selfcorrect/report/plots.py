@@ -243,6 +243,9 @@ def theory_panel(rows: list[dict[str, Any]], panel: str, title: str, out: Path) 
             color=OKABE_ITO[i % len(OKABE_ITO)],
             label=label,
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("in-context examples t")
     ax.set_ylabel("error 1 - cos(ŷ_t, y*)")
     ax.set_ylim(bottom=0)
