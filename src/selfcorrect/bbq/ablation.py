@@ -106,4 +106,9 @@ def run_ablation(
     from selfcorrect.report.plots import ablation_plot
 
     ablation_plot(summary, out)
+    from selfcorrect.report.html import render_report
+
+    render_report(
+        [out] + [out / label for label, _ in grid(kind, base, **grid_options)], out / "report.html"
+    )
     return summary

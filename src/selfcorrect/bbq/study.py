@@ -183,6 +183,10 @@ def run_bbq(
 
         bbq_plots(metrics, run.path)
     run.finish(**counts, failed_total=metrics["failed"])
+    if plots and records:
+        from selfcorrect.report.html import render_report
+
+        render_report([run.path], run.path / "report.html")
     return metrics
 
 

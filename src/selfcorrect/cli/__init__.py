@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from selfcorrect import __version__
-from selfcorrect.cli import bbq, chat, demo, theory
+from selfcorrect.cli import bbq, chat, demo, report, theory
 from selfcorrect.cli.common import run_guarded
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.command("demo")(demo.demo)
 app.command("bbq")(bbq.bbq)
 app.command("bbq-ablation")(bbq.bbq_ablation)
 app.add_typer(theory.app, name="theory")
+app.command("report")(report.report)
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
 """``selfcorrect demo``: the README's main job on the embedded default model.
 
 A short BBQ run with Check as Context (one self-check round, 2 questions per category of the
-paper's subset, shortened generation limits so it takes about a minute on 2 CPU cores), then one
-transcript and the per-category table. The run directory resumes like any study.
+paper's subset, shortened generation limits so it takes about a minute on 2 CPU cores), one
+transcript and the per-category table; then the theory check that a hand-weighted transformer
+performs gradient descent on the PL loss; then one HTML report of both. The BBQ run resumes like
+any study.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.cac.engine import Conversation, Turn
 from selfcorrect.cli.bbq import format_table
 from selfcorrect.cli.common import format_transcript
+from selfcorrect.report.html import render_report
 
 
 def demo(
@@ -58,8 +61,34 @@ def demo(
     )
     typer.echo(format_table(metrics))
     typer.echo(
-        f"\nRun directory: {out} (records.jsonl, metrics.json, accuracy_by_category.png, ...)"
-    )
-    typer.echo(
         "Note: a 135M model shows the machinery, not the paper's effect (that needs 7B-class models)."
     )
+    construct_dir = out.parent / "construct"
+    typer.echo(
+        "\nTheory: the hand-weighted transformer that performs GD on the PL loss (d=5, N=20)..."
+    )
+    _construction(construct_dir)
+    page = render_report(
+        [out, construct_dir],
+        out.parent / "report.html",
+        title="selfcorrect demo: Check as Context on BBQ, and a transformer that does GD in context",
+    )
+    typer.echo(f"\nRun directory: {out} (records.jsonl, metrics.json, plots)")
+    typer.echo(f"Report: {page.resolve()}")
+
+
+def _construction(out: Path) -> None:
+    from selfcorrect.report.plots import construction_plots
+    from selfcorrect.theory.construct_study import error_table, noise_sweep
+
+    table = error_table(steps=(1, 3), betas=(10, 100, 1e3, 1e4), n_problems=100)
+    table["noise"] = noise_sweep()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "construct.json").write_text(json.dumps(table, indent=2) + "\n")
+    construction_plots(table, out)
+    best = min(r["max_abs_error"] for r in table["by_beta"] if r["steps"] == 3)
+    typer.echo(
+        f"max |constructed TF - explicit GD| after 3 steps, 100 problems, float64: {best:.1e}"
+    )
+    for row in table["ablations"][1:]:
+        typer.echo(f"  {row['variant']:28s} max error {row['max_abs_error']:.1e}")

@@ -117,4 +117,7 @@ def run_panel(
     from selfcorrect.report.plots import theory_panel
 
     theory_panel(read_curves(panel_dir / "curves.csv"), panel, PANELS[panel], panel_dir)
+    from selfcorrect.report.html import render_report
+
+    render_report([panel_dir], panel_dir / "report.html", title=f"Figure {panel}: {PANELS[panel]}")
     return panel_dir
