@@ -97,6 +97,8 @@ def fault_proxy(
                 log.append(f"{self.command} {self.path} -> {fault[0] if fault else 'forward'}")
             if fault is not None:
                 status, headers, payload = fault
+                if "x-delay" in headers:
+                    time.sleep(float(headers["x-delay"]))
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)

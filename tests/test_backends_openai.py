@@ -81,3 +81,28 @@ def test_api_key_is_read_from_env_and_not_shown(monkeypatch, server_url):
     assert "sk-secret-123" not in repr(backend) and "sk-secret-123" not in str(
         vars(backend).get("name")
     )
+
+
+def test_timeouts_and_empty_completions_are_retried(server_url):
+    hang = (200, {"x-delay": "3"}, b"{}")
+    empty = (
+        200,
+        {"content-type": "application/json"},
+        b'{"id": "x", "object": "text_completion", "created": 0, "model": "m", "choices": []}',
+    )
+    with fault_proxy(server_url, [hang, empty]) as (url, log):
+        out = _backend(url, max_retries=3, timeout=1.0).generate(
+            [Q[0]], GenParams(max_new_tokens=4)
+        )[0]
+    assert out.error is None and out.text
+    assert [entry.split(" -> ")[1] for entry in log][:3] == ["200", "200", "forward"]
+
+
+def test_many_concurrent_requests_come_back_once_and_in_order(server_url):
+    chats = [chat(("user", f"Say the number {i}.")) for i in range(48)]
+    backend = _backend(server_url, concurrency=32)
+    out = backend.generate(chats, GenParams(max_new_tokens=3))
+    assert len(out) == 48 and all(c.error is None for c in out)
+    assert backend.requests == 48  # no duplicate requests
+    again = [backend.generate([c], GenParams(max_new_tokens=3))[0].text for c in chats[:3]]
+    assert again == [c.text for c in out[:3]]

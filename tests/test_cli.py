@@ -96,7 +96,9 @@ def test_base_url_for_a_local_model_is_refused():
 
 
 def test_backend_options_pass_through_and_unknown_ones_are_named():
-    ok = _cli("chat", "--option", "cache_mb=0", "--option", "n_ctx=2048", "--max-new-tokens", "4", "hi")
+    ok = _cli(
+        "chat", "--option", "cache_mb=0", "--option", "n_ctx=2048", "--max-new-tokens", "4", "hi"
+    )
     assert ok.returncode == 0, ok.stderr
     bad = _cli("chat", "--option", "foo=1", "hi")
     assert bad.returncode == 2 and "unexpected keyword argument 'foo'" in bad.stderr

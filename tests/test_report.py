@@ -12,22 +12,45 @@ import pytest
 from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.report.html import render_report
 
-SMALL = dict(categories=("Age",), limit_per_category=3, rounds=1, answer_tokens=10, check_tokens=8,
-             reanswer_tokens=6, batch_size=3)
+SMALL = dict(
+    categories=("Age",),
+    limit_per_category=3,
+    rounds=1,
+    answer_tokens=10,
+    check_tokens=8,
+    reanswer_tokens=6,
+    batch_size=3,
+)
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, smollm2):
     root = tmp_path_factory.mktemp("runs")
     for p in ("0", "1"):
-        run_bbq(BBQConfig(check=f"oracle:{p}", **SMALL), root / f"oracle-{p}", backend=smollm2, progress=False)
+        run_bbq(
+            BBQConfig(check=f"oracle:{p}", **SMALL),
+            root / f"oracle-{p}",
+            backend=smollm2,
+            progress=False,
+        )
     return root / "oracle-0", root / "oracle-1"
 
 
 def test_study_writes_its_report_and_it_shows_what_was_run(two_runs):
     page = (two_runs[0] / "report.html").read_text()
-    for text in ("BBQ study", "Headline", "Per category", "Age", "Checks and flips", "Transcripts",
-                 "llamacpp/smollm2", "oracle:0", "Provenance", "git revision", "data:image/png;base64,"):
+    for text in (
+        "BBQ study",
+        "Headline",
+        "Per category",
+        "Age",
+        "Checks and flips",
+        "Transcripts",
+        "llamacpp/smollm2",
+        "oracle:0",
+        "Provenance",
+        "git revision",
+        "data:image/png;base64,",
+    ):
         assert text in page, text
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org", "")
     assert page.count("<details>") >= 1  # transcripts per outcome
@@ -45,8 +68,20 @@ def test_model_text_is_escaped(two_runs, tmp_path):
 
 
 def test_comparison_of_two_runs_side_by_side(two_runs, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "selfcorrect", "report", *map(str, two_runs), "--out",
-                          str(tmp_path / "cmp.html")], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfcorrect",
+            "report",
+            *map(str, two_runs),
+            "--out",
+            str(tmp_path / "cmp.html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     page = (tmp_path / "cmp.html").read_text()
     assert "Comparison of BBQ runs" in page and "oracle:0" in page and "oracle:1" in page
@@ -54,17 +89,37 @@ def test_comparison_of_two_runs_side_by_side(two_runs, tmp_path):
 
 
 def test_unknown_directory_is_a_clear_error(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "selfcorrect", "report", str(tmp_path)], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "selfcorrect", "report", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "not a run directory" in out.stderr
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)"
+)
 def test_report_renders_in_headless_chromium(two_runs, tmp_path):
     shot = tmp_path / "report.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'u'}",
-                    "--window-size=1200,2400", f"--screenshot={shot}", (two_runs[0] / "report.html").as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'u'}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            (two_runs[0] / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 20_000

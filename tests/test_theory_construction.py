@@ -44,8 +44,25 @@ def test_error_falls_with_beta_and_ablations_break_the_match():
 
 
 def test_construct_command_json():
-    out = subprocess.run([sys.executable, "-m", "selfcorrect", "theory", "construct", "--problems", "10",
-                          "--steps", "1", "--beta", "100,10000", "--json"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfcorrect",
+            "theory",
+            "construct",
+            "--problems",
+            "10",
+            "--steps",
+            "1",
+            "--beta",
+            "100,10000",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     table = json.loads(out.stdout)
     assert table["by_beta"][-1]["max_abs_error"] < 1e-9

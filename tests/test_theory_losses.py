@@ -18,7 +18,10 @@ def loop_pl(pred, ys, rs, score):
         for m in range(2, n):
             rewards = rs[bi, :m].tolist()
             order = sorted(range(m), key=lambda j: -rewards[j])  # stable: ties keep sequence order
-            s = [float(SCORES[score](pred[bi, m][None, None], ys[bi, j][None, None])) for j in range(m)]
+            s = [
+                float(SCORES[score](pred[bi, m][None, None], ys[bi, j][None, None]))
+                for j in range(m)
+            ]
             loss = 0.0
             for k in range(m):
                 rest = [s[order[j]] for j in range(k, m)]

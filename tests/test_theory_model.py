@@ -16,7 +16,9 @@ from selfcorrect.theory.train import TrainConfig, load_model, override, train
 
 
 def _batch(b=4, noise=0.0, seed=0):
-    return sample_task(b, n_dims=5, n_points=8, noise=noise, generator=torch.Generator().manual_seed(seed))
+    return sample_task(
+        b, n_dims=5, n_points=8, noise=noise, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def test_task_is_seeded_and_noise_only_touches_rewards():
@@ -29,10 +31,14 @@ def test_task_is_seeded_and_noise_only_touches_rewards():
     assert torch.allclose(tokens(a.xs, a.ys, a.rs)[:, 2::3, 0], a.rs)
 
 
-@pytest.mark.parametrize("attention, ffn, n_head", list(itertools.product(["softmax", "linear"], [True, False], [1, 2])))
+@pytest.mark.parametrize(
+    "attention, ffn, n_head", list(itertools.product(["softmax", "linear"], [True, False], [1, 2]))
+)
 def test_every_variant_is_causal(attention, ffn, n_head):
     torch.manual_seed(0)
-    model = AlignmentTransformer(ModelConfig(n_points=8, n_embd=16, n_layer=2, n_head=n_head, attention=attention, ffn=ffn))
+    model = AlignmentTransformer(
+        ModelConfig(n_points=8, n_embd=16, n_layer=2, n_head=n_head, attention=attention, ffn=ffn)
+    )
     batch = _batch()
     base = model(batch.xs, batch.ys, batch.rs)
     for m in range(8):
@@ -40,7 +46,9 @@ def test_every_variant_is_causal(attention, ffn, n_head):
         ys[:, m:] += torch.randn_like(ys[:, m:])  # perturb example m and everything after it
         rs[:, m:] = torch.rand_like(rs[:, m:])
         out = model(batch.xs, ys, rs)
-        assert torch.allclose(out[:, : m + 1], base[:, : m + 1], atol=1e-6)  # pred at m sees only 0..m-1
+        assert torch.allclose(
+            out[:, : m + 1], base[:, : m + 1], atol=1e-6
+        )  # pred at m sees only 0..m-1
         if m < 7:
             assert not torch.allclose(out[:, m + 1 :], base[:, m + 1 :])
 
@@ -58,7 +66,9 @@ def test_gd_baselines_lower_the_pl_loss():
 def test_reference_predictors():
     batch = _batch(b=64)
     ls = ls_extrapolation(batch.xs, batch.ys, batch.rs)
-    assert torch.allclose(ls[:, 2:], batch.y_star[:, None].expand_as(ls[:, 2:]), atol=1e-3)  # exact, clean rewards
+    assert torch.allclose(
+        ls[:, 2:], batch.y_star[:, None].expand_as(ls[:, 2:]), atol=1e-3
+    )  # exact, clean rewards
     best = best_in_context(batch.xs, batch.ys, batch.rs)
     m = 5
     top = batch.rs[:, :m].argmax(-1)
@@ -68,8 +78,20 @@ def test_reference_predictors():
 
 
 def test_evaluate_rows_and_training_resume(tmp_path):
-    cfg = override(TrainConfig(), ["steps=6", "batch_size=8", "eval_every=3", "checkpoint_every=3", "eval_size=8",
-                                   "model.n_embd=16", "model.n_layer=1", "model.n_head=2", "warmup=2"])
+    cfg = override(
+        TrainConfig(),
+        [
+            "steps=6",
+            "batch_size=8",
+            "eval_every=3",
+            "checkpoint_every=3",
+            "eval_size=8",
+            "model.n_embd=16",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "warmup=2",
+        ],
+    )
     train(cfg, tmp_path / "m", progress=False)
     log = (tmp_path / "m" / "train_log.csv").read_text().splitlines()
     assert len(log) == 7 and log[3].split(",")[3]  # header + 6 steps, eval at step 3
@@ -78,7 +100,10 @@ def test_evaluate_rows_and_training_resume(tmp_path):
     state["step"] = 3
     torch.save(state, tmp_path / "m" / "checkpoint.pt")
     train(cfg, tmp_path / "m", progress=False)
-    steps = [int(r.split(",")[0]) for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]]
+    steps = [
+        int(r.split(",")[0])
+        for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]
+    ]
     assert steps == [1, 2, 3, 4, 5, 6]
     model, _ = load_model(tmp_path / "m")
     rows = evaluate({"TF": model}, noise_levels=(0.0, 1.0), n_eval=8, n_points=20)

@@ -170,6 +170,7 @@ def run_bbq(
         config=cac_config(cfg),
         batch_size=cfg.batch_size,
         progress=progress,
+        fail_fast=fail_fast,
     )
     wanted = {e.uid for e in examples}
     records = [r for r in run.records() if r["id"] in wanted]

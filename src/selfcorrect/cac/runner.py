@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from selfcorrect.backends.base import Backend
+from selfcorrect.backends.base import Backend, BackendError
 from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
 from selfcorrect.runs import RunDir
 
@@ -56,7 +56,9 @@ def run_batches(
                     counts["failed"] += 1
                     run.append({"id": sample_id(sample), "error": conv.error}, failed=True)
                     if fail_fast:
-                        raise RuntimeError(f"sample {sample_id(sample)} failed: {conv.error}")
+                        raise BackendError(
+                            f"--fail-fast: sample {sample_id(sample)} failed: {conv.error}"
+                        )
                 else:
                     counts["done"] += 1
                     run.append({"id": sample_id(sample), **record(sample, conv)})

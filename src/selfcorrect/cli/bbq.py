@@ -86,6 +86,7 @@ def bbq(
         ..., "--out", "-o", help="Run directory (rerun the same command to resume)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed question."),
 ) -> None:
     """Run CaC on BBQ and write records.jsonl, metrics.json and plots to --out."""
     cfg = BBQConfig(
@@ -105,7 +106,7 @@ def bbq(
         base_url=base_url,
         backend_options=parse_options(option),
     )
-    metrics = run_bbq(cfg, out, progress=not quiet)
+    metrics = run_bbq(cfg, out, progress=not quiet, fail_fast=fail_fast)
     typer.echo(format_table(metrics))
     if metrics["failed"]:
         typer.echo(
