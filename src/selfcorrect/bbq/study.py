@@ -134,6 +134,7 @@ def run_bbq(
     backend: Backend | None = None,
     progress: bool = True,
     plots: bool = True,
+    fail_fast: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the study into `out`; returns metrics.json's content."""
     examples, problems = load_bbq(
