@@ -303,3 +303,27 @@ def construction_plots(table: dict[str, Any], out: Path) -> list[Path]:
     ax.set_title("Noisy rewards: GD on the wrong ranking")
     ax.legend(fontsize=7)
     return save(fig, out, "construction")
+
+
+def asr_plot(metrics: dict[str, Any], out: Path) -> list[Path]:
+    """Attack success rate per defence, initial vs final answer, one panel per judge."""
+    plt = _plt()
+    defenses = list(metrics["defenses"])
+    judges = list(next(iter(metrics["defenses"].values()))["judges"])
+    fig, axes = plt.subplots(1, len(judges), figsize=(4.5 * len(judges), 3.8), squeeze=False)
+    for ax, j in zip(axes[0], judges):
+        for k, when in enumerate(("initial", "final")):
+            vals = [metrics["defenses"][d]["judges"][j][f"asr_{when}"] or 0.0 for d in defenses]
+            ax.bar(
+                [i + (k - 0.5) * 0.38 for i in range(len(defenses))],
+                vals,
+                0.38,
+                color=OKABE_ITO[k],
+                label=f"{when} answer",
+            )
+        ax.set_xticks(range(len(defenses)), defenses, rotation=25, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("attack success rate (fraction)")
+        ax.set_title(f"judge: {j}")
+        ax.legend(fontsize=8)
+    return save(fig, out, "asr_by_defense")

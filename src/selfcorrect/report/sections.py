@@ -1,0 +1,391 @@
+"""Report sections, one renderer per kind of run directory (BBQ, jailbreak, theory, construction,
+ablation). Every text that comes from a run is HTML-escaped."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from selfcorrect.report.fmt import ci as _ci
+from selfcorrect.report.fmt import figures as _figures
+from selfcorrect.report.fmt import num as _num
+from selfcorrect.report.fmt import pct as _pct
+from selfcorrect.report.fmt import read_json as _read_json
+from selfcorrect.report.fmt import table as _table
+
+# ---- BBQ -------------------------------------------------------------------------------------
+
+
+def _provenance(folder: Path) -> str:
+    config = (
+        yaml.safe_load((folder / "config.yaml").read_text())
+        if (folder / "config.yaml").exists()
+        else {}
+    )
+    manifest = _read_json(folder / "manifest.json")
+    command = config.pop("command", None)
+    rows = [(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.items()]
+    info = [
+        ("model", manifest.get("model")),
+        ("seed", manifest.get("seed")),
+        ("started", manifest.get("started")),
+        ("finished", manifest.get("finished")),
+        ("git revision", manifest.get("git_revision")),
+        ("python", manifest.get("python")),
+        (
+            "versions",
+            ", ".join(f"{k} {v}" for k, v in (manifest.get("versions") or {}).items() if v),
+        ),
+    ]
+    cmd = (
+        f"<p class='muted'>command: <code>{escape(' '.join(map(str, command)))}</code></p>"
+        if command
+        else ""
+    )
+    return (
+        cmd
+        + "<h3>Configuration</h3>"
+        + _table(["key", "value"], rows, left=2)
+        + "<h3>Provenance</h3>"
+        + _table(["", ""], info, left=2)
+    )
+
+
+def _turns_html(record: dict[str, Any]) -> str:
+    parts = []
+    for t in record.get("turns", []):
+        tag = f"round {t['round']} · {t['kind']}"
+        if t.get("verdict"):
+            tag += f" · verdict: {t['verdict']}"
+        if t.get("completion_tokens"):
+            tag += f" · {t['completion_tokens']} tokens, {t['seconds']:.2f}s"
+        parts.append(
+            f'<div class="turn {escape(t["role"])}"><span class="tag">{escape(tag)}</span>'
+            f"{escape(t['content'])}</div>"
+        )
+    return "".join(parts)
+
+
+def _transcripts(records: list[dict[str, Any]], per_outcome: int = 3) -> str:
+    groups: dict[str, list[dict[str, Any]]] = {
+        "fixed (wrong -> right)": [],
+        "broken (right -> wrong)": [],
+        "unchanged": [],
+    }
+    for r in records:
+        rounds = r["rounds"]
+        first, last = rounds[0]["parsed"] == r["label"], rounds[-1]["parsed"] == r["label"]
+        key = (
+            "fixed (wrong -> right)"
+            if not first and last
+            else "broken (right -> wrong)"
+            if first and not last
+            else "unchanged"
+        )
+        groups[key].append(r)
+    letters = "abc"
+    out = []
+    for name, items in groups.items():
+        out.append(f"<h3>{escape(name)}: {len(items)} question(s)</h3>")
+        if not items:
+            out.append("<p class='muted'>none</p>")
+        for r in items[:per_outcome]:
+            answers = " → ".join(
+                "unparsed" if x["parsed"] is None else f"({letters[x['parsed']]})"
+                for x in r["rounds"]
+            )
+            summary = f"{r['id']} · correct ({letters[r['label']]}) · answers {answers}"
+            out.append(f"<details><summary>{escape(summary)}</summary>{_turns_html(r)}</details>")
+    return "".join(out)
+
+
+def _bbq_section(folder: Path) -> str:
+    metrics = _read_json(folder / "metrics.json")
+    records = (
+        [
+            json.loads(line)
+            for line in (folder / "records.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
+        if (folder / "records.jsonl").exists()
+        else []
+    )
+    if not metrics:
+        return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
+    last = metrics["rounds"]
+    head = [
+        "round",
+        "n",
+        "accuracy [95% CI]",
+        "unparsed",
+        "s_AMB (Parrish) [CI]",
+        "s_AMB (paper code)",
+        "s_DIS",
+    ]
+    rows = [
+        (
+            r["round"],
+            r["n"],
+            _pct(r["accuracy"]) + _ci(r["accuracy_ci95"]),
+            _pct(r["unparsed_rate"]),
+            _num(r["bias_score_ambig"]["value"]) + _ci(r["bias_score_ambig"]["ci95"], pct=False),
+            _num(r["bias_score_ambig_paper_code"]["value"]),
+            _num(r["bias_score_disambig"]["value"]),
+        )
+        for r in metrics["per_round"]
+    ]
+    cat_rows = [
+        (
+            c,
+            per[0]["n"],
+            _pct(per[0]["accuracy"]) + _ci(per[0]["accuracy_ci95"]),
+            _pct(per[last]["accuracy"]) + _ci(per[last]["accuracy_ci95"]),
+            _num(per[last]["bias_score_ambig"]["value"]),
+            _pct((metrics.get("check_accuracy_by_category", {}).get(c) or [{}])[0].get("accuracy"))
+            if last
+            else "",
+        )
+        for c, per in metrics["by_category"].items()
+    ]
+    checks = [
+        (c["round"], c["n"], c["n_unknown"], _pct(c["accuracy"]) + _ci(c["ci95"]))
+        for c in metrics["check_accuracy"]
+    ]
+    flips = [
+        (f["round"], f["wrong_to_right"], f["right_to_wrong"], f["stayed_right"], f["stayed_wrong"])
+        for f in metrics["flips"]
+    ]
+    tokens = metrics.get("tokens", {})
+    problems = metrics.get("data_problems", [])
+    return "".join(
+        [
+            f"<p>{metrics['n']} questions, {last} CaC round(s); failed questions: {metrics.get('failed', 0)}; "
+            f"tokens: {tokens.get('prompt_tokens', 0):,} prompt ({tokens.get('cached_tokens', 0):,} reused), "
+            f"{tokens.get('completion_tokens', 0):,} generated in {tokens.get('generation_seconds', 0)} s.</p>",
+            "<h3>Headline</h3>",
+            _table(head, rows, left=0),
+            f"<h3>Per category (round 0 vs round {last})</h3>",
+            _table(
+                [
+                    "category",
+                    "n",
+                    "accuracy r0",
+                    f"accuracy r{last}",
+                    f"s_AMB r{last}",
+                    "check accuracy r1",
+                ],
+                cat_rows,
+            ),
+            "<h3>Checks and flips</h3>" if last else "",
+            _table(["round", "judged", "unknown verdicts", "check accuracy [CI]"], checks, left=0)
+            if checks
+            else "",
+            _table(
+                ["round", "wrong→right", "right→wrong", "stayed right", "stayed wrong"],
+                flips,
+                left=0,
+            )
+            if flips
+            else "",
+            f"<p class='note'>{len(problems)} malformed data row(s) skipped, e.g. {escape(problems[0])}</p>"
+            if problems
+            else "",
+            "<h3>Figures</h3>",
+            _figures(folder),
+            "<h3>Transcripts</h3>",
+            _transcripts(records),
+            "<h3>What was run</h3>",
+            _provenance(folder),
+        ]
+    )
+
+
+def bbq_comparison(folders: list[Path]) -> str:
+    rows = []
+    for f in folders:
+        m = _read_json(f / "metrics.json")
+        cfg = yaml.safe_load((f / "config.yaml").read_text())
+        if not m:
+            continue
+        last = m["rounds"]
+        acc0, acc1 = m["per_round"][0]["accuracy"], m["per_round"][last]["accuracy"]
+        chk = m["check_accuracy"][0]["accuracy"] if m["check_accuracy"] else None
+        rows.append(
+            (
+                f.name,
+                cfg.get("model"),
+                cfg.get("check"),
+                last,
+                m["n"],
+                _pct(acc0),
+                _pct(acc1),
+                "n/a" if acc0 is None or acc1 is None else f"{100 * (acc1 - acc0):+.1f}",
+                _pct(chk),
+                _num(m["per_round"][last]["bias_score_ambig"]["value"]),
+            )
+        )
+    return _table(
+        [
+            "run",
+            "model",
+            "check",
+            "rounds",
+            "n",
+            "acc r0",
+            "acc final",
+            "gain (pts)",
+            "check acc",
+            "s_AMB final",
+        ],
+        rows,
+    )
+
+
+# ---- theory ----------------------------------------------------------------------------------
+
+
+def _theory_section(folder: Path) -> str:
+    with open(folder / "curves.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    wanted = ("2", "5", "10", "15")
+    keys = list(dict.fromkeys((r["predictor"], r["noise"]) for r in rows))
+    table = []
+    for name, noise in keys:
+        vals = {r["t"]: r for r in rows if r["predictor"] == name and r["noise"] == noise}
+        table.append(
+            [name, noise]
+            + [
+                f"{float(vals[t]['error']):.3f} ± {float(vals[t]['stderr']):.3f}"
+                if t in vals
+                else ""
+                for t in wanted
+            ]
+        )
+    return (
+        "<p>Error 1 − cos(ŷ_t, y*) on the fixed seeded evaluation set.</p>"
+        + _table(["predictor", "noise p"] + [f"t = {t}" for t in wanted], table, left=2)
+        + _figures(folder)
+    )
+
+
+def _construct_section(folder: Path) -> str:
+    t = _read_json(folder / "construct.json")
+    rows = [
+        (
+            "PL" if case == "by_beta" else "BT (N=2)",
+            r["steps"],
+            f"{r['beta']:g}",
+            f"{r['max_abs_error']:.2e}",
+        )
+        for case in ("by_beta", "bt")
+        for r in t[case]
+    ]
+    abl = [(r["variant"], f"{r['max_abs_error']:.2e}") for r in t["ablations"]]
+    return (
+        f"<p>d = {t['d']}, N = {t['n']}, eta = {t['eta']}, {t['problems']} problems, {t['dtype']}, "
+        f"min reward gap {t['min_reward_gap']:.4f}.</p>"
+        + _table(["case", "steps", "beta", "max |TF − GD|"], rows)
+        + "<h3>Ablations (1 step)</h3>"
+        + _table(["variant", "max |TF − GD|"], abl)
+        + _figures(folder)
+    )
+
+
+def _ablation_section(folder: Path) -> str:
+    a = _read_json(folder / "ablation.json")
+    rows = [
+        (
+            p["label"],
+            p["model"],
+            p["check"],
+            p["n"],
+            " → ".join(_pct(x) for x in p["accuracy_by_round"]),
+            _pct(p["check_accuracy"]),
+        )
+        for p in a["points"]
+    ]
+    fit = a.get("fit_gain_vs_check_accuracy")
+    fit_text = (
+        f"<p>gain = {fit['intercept']:+.3f} {fit['slope']:+.3f} × check accuracy (R² {fit['r2']:.2f})</p>"
+        if fit
+        else ""
+    )
+    return (
+        _table(["point", "model", "check", "n", "accuracy by round", "check accuracy"], rows)
+        + fit_text
+        + _figures(folder)
+    )
+
+
+def _jailbreak_section(folder: Path) -> str:
+    m = _read_json(folder / "metrics.json")
+    if not m:
+        return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
+    rows, agree = [], []
+    for d, row in m["defenses"].items():
+        for j, v in row["judges"].items():
+            rows.append(
+                (
+                    d,
+                    j,
+                    v["n"],
+                    _pct(v["asr_initial"]),
+                    _pct(v["asr_final"]),
+                    _pct(v["over_refusal"]),
+                )
+            )
+        for pair, a in row["agreement"].items():
+            kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.2f}"
+            agree.append((d, pair, a["n"], _pct(a["agreement"]), kappa))
+    records = [
+        json.loads(line)
+        for line in (folder / "records.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    samples = []
+    for d in m["defenses"]:
+        for r in [r for r in records if r["defense"] == d and r["set"] == "harmful"][:2]:
+            samples.append(
+                f"<details><summary>{escape(d)} · {escape(r['goal'][:90])}</summary>{_turns_html(r)}</details>"
+            )
+    return "".join(
+        [
+            "<p>Attack success rate: share of answers judged jailbroken (initial answer vs the final one after the "
+            "defence); over-refusal: share of harmless requests refused.</p>",
+            _table(
+                ["defence", "judge", "n", "ASR initial", "ASR final", "over-refusal"], rows, left=2
+            ),
+            "<h3>Agreement between judges (final answers)</h3>" if agree else "",
+            _table(["defence", "judges", "n", "agreement", "Cohen's kappa"], agree, left=2)
+            if agree
+            else "",
+            "<h3>Figures</h3>",
+            _figures(folder),
+            "<h3>Transcripts</h3>",
+            "".join(samples),
+            "<h3>What was run</h3>",
+            _provenance(folder),
+        ]
+    )
+
+
+SECTIONS: dict[str, Callable[[Path], str]] = {
+    "bbq": _bbq_section,
+    "theory": _theory_section,
+    "construct": _construct_section,
+    "ablation": _ablation_section,
+    "jailbreak": _jailbreak_section,
+}
+TITLES = {
+    "bbq": "BBQ study",
+    "jailbreak": "Jailbreak defences",
+    "theory": "Theory lab panel",
+    "construct": "Explicit construction",
+    "ablation": "BBQ ablation",
+}
