@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.cli.common import parse_options
+
+
+def _config(
+    *,
+    categories: list[str] | None,
+    condition: list[str] | None,
+    option: list[str] | None,
+    **fields: Any,
+) -> BBQConfig:
+    """A study config from command-line values (lists to tuples, backend options parsed)."""
+    return BBQConfig(
+        categories=tuple(categories or ()),
+        conditions=tuple(condition or ("ambig", "disambig")),
+        backend_options=parse_options(option),
+        **fields,
+    )
 
 
 def format_table(metrics: dict) -> str:
@@ -89,11 +106,12 @@ def bbq(
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed question."),
 ) -> None:
     """Run CaC on BBQ and write records.jsonl, metrics.json and plots to --out."""
-    cfg = BBQConfig(
+    cfg = _config(
+        categories=categories,
+        condition=condition,
+        option=option,
         model=model,
         data=data,
-        categories=tuple(categories or ()),
-        conditions=tuple(condition or ("ambig", "disambig")),
         limit_per_category=limit_per_category,
         rounds=rounds,
         check=check,
@@ -104,7 +122,6 @@ def bbq(
         batch_size=batch_size,
         seed=seed,
         base_url=base_url,
-        backend_options=parse_options(option),
     )
     metrics = run_bbq(cfg, out, progress=not quiet, fail_fast=fail_fast)
     typer.echo(format_table(metrics))
@@ -166,10 +183,12 @@ def bbq_ablation(
         raise ValueError(
             f"--error-rates must be numbers separated by commas, got {error_rates!r}"
         ) from None
-    base = BBQConfig(
+    base = _config(
+        categories=categories,
+        condition=None,
+        option=option,
         model=model,
         data=data,
-        categories=tuple(categories or ()),
         limit_per_category=limit_per_category,
         rounds=rounds,
         check=check,
@@ -180,7 +199,6 @@ def bbq_ablation(
         batch_size=batch_size,
         seed=seed,
         base_url=base_url,
-        backend_options=parse_options(option),
     )
     summary = run_ablation(
         kind,
