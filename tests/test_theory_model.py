@@ -112,3 +112,25 @@ def test_evaluate_rows_and_training_resume(tmp_path):
         train(override(cfg, ["steps=7"]), tmp_path / "m", progress=False)
     with pytest.raises(ValueError, match="unknown config key"):
         override(cfg, ["model.n_layers=3"])
+
+
+def test_theory_commands_end_to_end(tmp_path):
+    import subprocess
+    import sys
+
+    tiny = ["--set", "steps=4", "--set", "batch_size=8", "--set", "eval_size=8", "--set", "eval_every=2",
+            "--set", "model.n_embd=16", "--set", "model.n_layer=1", "--set", "model.n_head=2"]
+
+    def cli(*args):
+        out = subprocess.run([sys.executable, "-m", "selfcorrect", "theory", *args], capture_output=True,
+                             text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    assert "error at t = 15" in cli("train", "--preset", "quick", *tiny, "--out", str(tmp_path / "m"), "-q")
+    assert "t=15" in cli("eval", str(tmp_path / "m"), "--noise", "0,1", "--n-eval", "16")
+    assert (tmp_path / "m" / "curves.csv").exists()
+    cli("figure", "2d", "--preset", "quick", *tiny, "--out", str(tmp_path / "f"), "-q")
+    panel = tmp_path / "f" / "quick" / "2d"
+    assert (panel / "figure_2d.png").exists() and (panel / "report.html").exists()
+    assert "linear attention" in (panel / "curves.csv").read_text()
