@@ -69,7 +69,10 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/cac.json")
     args = parser.parse_args()
     examples = questions(args.n)
-    results: dict[str, object] = {"machine": f"{platform.machine()} {platform.processor()}", "n": len(examples)}
+    results: dict[str, object] = {
+        "machine": f"{platform.machine()} {platform.processor()}",
+        "n": len(examples),
+    }
 
     hf_batched = get_backend("hf/smollm2", batch_size=args.batch_size)
     convs_b, wall, turns = run(hf_batched, examples, engine_batch=len(examples))
@@ -77,8 +80,13 @@ def main() -> None:
     hf_single = get_backend("hf/smollm2", batch_size=1)
     convs_s, wall, turns = run(hf_single, examples, engine_batch=1)
     results["hf_one_at_a_time"] = summary(wall, turns)
-    results["hf_speedup"] = round(results["hf_batched"]["tokens_per_s"] / results["hf_one_at_a_time"]["tokens_per_s"], 2)
-    same = sum([t.content for t in a.turns] == [t.content for t in b.turns] for a, b in zip(convs_b, convs_s))
+    results["hf_speedup"] = round(
+        results["hf_batched"]["tokens_per_s"] / results["hf_one_at_a_time"]["tokens_per_s"], 2
+    )
+    same = sum(
+        [t.content for t in a.turns] == [t.content for t in b.turns]
+        for a, b in zip(convs_b, convs_s)
+    )
     results["hf_identical_conversations"] = same
 
     for label, cache_mb in (("llamacpp_reuse", 2048), ("llamacpp_no_reuse", 0)):

@@ -1,6 +1,6 @@
 """Plain batched generation with the hf backend (no CaC): tokens/s at batch 32, 8 and 1.
 
-    .venv/bin/python bench/bench_hf_generate.py
+.venv/bin/python bench/bench_hf_generate.py
 """
 
 from __future__ import annotations

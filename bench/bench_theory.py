@@ -28,12 +28,27 @@ from selfcorrect.theory.task import sample_task, tokens
 class OriginalStyle(nn.Module):
     """GPT-2 backbone from transformers with linear read-in/out (the original code's shape)."""
 
-    def __init__(self, n_dims: int = 5, n_points: int = 20, n_embd: int = 96, n_layer: int = 20, n_head: int = 3):
+    def __init__(
+        self,
+        n_dims: int = 5,
+        n_points: int = 20,
+        n_embd: int = 96,
+        n_layer: int = 20,
+        n_head: int = 3,
+    ):
         super().__init__()
         from transformers import GPT2Config, GPT2Model
 
-        config = GPT2Config(n_positions=3 * n_points, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, use_cache=False)
+        config = GPT2Config(
+            n_positions=3 * n_points,
+            n_embd=n_embd,
+            n_layer=n_layer,
+            n_head=n_head,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            use_cache=False,
+        )
         self.read_in = nn.Linear(n_dims, n_embd)
         self.backbone = GPT2Model(config)
         self.read_out = nn.Linear(n_embd, n_dims)
@@ -102,8 +117,11 @@ def main() -> None:
     results: dict[str, object] = {"threads": torch.get_num_threads()}
     original = step_time(OriginalStyle(), loop_pl_loss, args.steps)
     ours = step_time(AlignmentTransformer(ModelConfig()), pl_loss_prefixes, args.steps)
-    results["train_step_s"] = {"original_style": round(original, 3), "ours": round(ours, 3),
-                               "speedup": round(original / ours, 2)}
+    results["train_step_s"] = {
+        "original_style": round(original, 3),
+        "ours": round(ours, 3),
+        "speedup": round(original / ours, 2),
+    }
     batch = sample_task(args.gd_seqs, generator=torch.Generator().manual_seed(1))
     start = time.perf_counter()
     gd_loop(batch.xs, batch.ys, batch.rs)
@@ -111,8 +129,12 @@ def main() -> None:
     start = time.perf_counter()
     GDPredictor("adam", steps=50, lr=0.1)(batch.xs, batch.ys, batch.rs)
     batched_s = time.perf_counter() - start
-    results["gd_eval_s"] = {"sequences": args.gd_seqs, "original_loop": round(loop_s, 2),
-                            "batched": round(batched_s, 3), "speedup": round(loop_s / batched_s, 1)}
+    results["gd_eval_s"] = {
+        "sequences": args.gd_seqs,
+        "original_loop": round(loop_s, 2),
+        "batched": round(batched_s, 3),
+        "speedup": round(loop_s / batched_s, 1),
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
