@@ -99,3 +99,22 @@ def test_cac_defence_records_initial_answer_check_and_final_answer(tmp_path, smo
     assert row["n"] == 1 and 0 <= row["asr_final"] <= 1 and row["over_refusal"] is not None
     assert metrics["defenses"]["none"]["n_harmless"] == 2
     assert (tmp_path / "d" / "asr_by_defense.png").exists()
+
+
+def test_autodan_searches_and_keeps_the_best_prompt(hf):
+    from selfcorrect.jailbreak.attacks.autodan import (
+        AutoDAN,
+        AutoDANConfig,
+        _crossover,
+        initial_prompt,
+    )
+
+    behaviour = load_behaviours(limit=1)[0][0]
+    state = AutoDAN(hf, AutoDANConfig(steps=1, population=3, seed=0)).attack(behaviour.goal, behaviour.target)
+    assert len(state["losses"]) == 2 and state["losses"][1] <= state["losses"][0]
+    assert state["prompt"].endswith(behaviour.goal)
+    import random
+
+    a, b = "One. Two. Three. Four.", "Uno. Dos. Tres. Cuatro."
+    child = _crossover(a, b, 2, random.Random(0))
+    assert len(child.split(". ")) == 4 and initial_prompt().startswith("Ignore all the instructions")
