@@ -114,20 +114,66 @@ def test_evaluate_rows_and_training_resume(tmp_path):
         override(cfg, ["model.n_layers=3"])
 
 
+def test_training_stops_at_target_and_resumes(tmp_path):
+    cfg = override(
+        TrainConfig(),
+        [
+            "steps=9",
+            "batch_size=8",
+            "eval_every=2",
+            "checkpoint_every=100",
+            "eval_size=8",
+            "model.n_embd=16",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "warmup=2",
+        ],
+    )
+    train(cfg, tmp_path / "m", progress=False, stop_below=2.0)  # any error is below 2
+    rows = [r.split(",") for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [1, 2] and rows[-1][3]  # stopped at the first evaluation
+    assert torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=False)["step"] == 2
+    train(cfg, tmp_path / "m", progress=False, stop_below=-1.0)  # unreachable: runs to the end
+    rows = [r.split(",") for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == list(range(1, 10))
+    seconds = [float(r[4]) for r in rows]
+    assert seconds == sorted(seconds)  # wall time adds up across the resumed call
+
+
 def test_theory_commands_end_to_end(tmp_path):
     import subprocess
     import sys
 
-    tiny = ["--set", "steps=4", "--set", "batch_size=8", "--set", "eval_size=8", "--set", "eval_every=2",
-            "--set", "model.n_embd=16", "--set", "model.n_layer=1", "--set", "model.n_head=2"]
+    tiny = [
+        "--set",
+        "steps=4",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "eval_size=8",
+        "--set",
+        "eval_every=2",
+        "--set",
+        "model.n_embd=16",
+        "--set",
+        "model.n_layer=1",
+        "--set",
+        "model.n_head=2",
+    ]
 
     def cli(*args):
-        out = subprocess.run([sys.executable, "-m", "selfcorrect", "theory", *args], capture_output=True,
-                             text=True, timeout=600)
+        out = subprocess.run(
+            [sys.executable, "-m", "selfcorrect", "theory", *args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    assert "error at t = 15" in cli("train", "--preset", "quick", *tiny, "--out", str(tmp_path / "m"), "-q")
+    assert "error at t = 15" in cli(
+        "train", "--preset", "quick", *tiny, "--out", str(tmp_path / "m"), "-q"
+    )
     assert "t=15" in cli("eval", str(tmp_path / "m"), "--noise", "0,1", "--n-eval", "16")
     assert (tmp_path / "m" / "curves.csv").exists()
     cli("figure", "2d", "--preset", "quick", *tiny, "--out", str(tmp_path / "f"), "-q")

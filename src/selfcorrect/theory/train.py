@@ -109,8 +109,19 @@ def eval_error(model: AlignmentTransformer, cfg: TrainConfig, t: int | None = No
     return float(mean[t if t is not None else m.n_points - 5])
 
 
-def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> AlignmentTransformer:
-    """Train into `out` (``config.yaml``, ``checkpoint.pt``, ``train_log.csv``); resumes."""
+def train(
+    cfg: TrainConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    stop_below: float | None = None,
+) -> AlignmentTransformer:
+    """Train into `out` (``config.yaml``, ``checkpoint.pt``, ``train_log.csv``); resumes.
+
+    ``seconds`` in the log is training wall time summed over resumed runs. With `stop_below`,
+    training stops at the first evaluation whose error at t is at or below it (time-to-target);
+    a later call with the same config resumes from there.
+    """
     from tqdm import tqdm
 
     out = Path(out)
@@ -128,6 +139,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Alignm
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
+    done_s = 0.0  # training seconds before this call (from the checkpoint)
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=cfg.device, weights_only=False)
@@ -135,6 +147,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Alignm
         opt.load_state_dict(state["opt"])
         gen.set_state(state["generator"])
         step = int(state["step"])
+        done_s = float(state.get("seconds", 0.0))
     log = out / "train_log.csv"
     if step == 0 or not log.exists():
         log.write_text("step,loss,lr,eval_error_t,seconds\n")
@@ -167,9 +180,13 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Alignm
         step += 1
         bar.update(1)
         evaluated = ""
+        reached = False
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            evaluated = f"{eval_error(model, cfg):.4f}"
+            err = eval_error(model, cfg)
+            evaluated = f"{err:.4f}"
+            reached = stop_below is not None and err <= stop_below
             bar.set_postfix(loss=f"{loss.item():.3f}", err_t=evaluated)
+        seconds = done_s + time.perf_counter() - start
         with open(log, "a") as fh:
             csv.writer(fh).writerow(
                 [
@@ -177,10 +194,10 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Alignm
                     f"{loss.item():.5f}",
                     f"{lr:.3g}",
                     evaluated,
-                    f"{time.perf_counter() - start:.2f}",
+                    f"{seconds:.2f}",
                 ]
             )
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps or reached:
             tmp = ckpt.with_suffix(".tmp")
             torch.save(
                 {
@@ -188,10 +205,13 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = True) -> Alignm
                     "opt": opt.state_dict(),
                     "generator": gen.get_state(),
                     "step": step,
+                    "seconds": seconds,
                 },
                 tmp,
             )
             tmp.replace(ckpt)
+        if reached:
+            break
     bar.close()
     model.eval()
     return model
