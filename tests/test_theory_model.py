@@ -180,3 +180,8 @@ def test_theory_commands_end_to_end(tmp_path):
     panel = tmp_path / "f" / "quick" / "2d"
     assert (panel / "figure_2d.png").exists() and (panel / "report.html").exists()
     assert "linear attention" in (panel / "curves.csv").read_text()
+    cli(
+        "train", "--preset", "quick", *tiny, "--stop-below", "2", "--out", str(tmp_path / "s"), "-q"
+    )
+    log = (tmp_path / "s" / "train_log.csv").read_text().splitlines()
+    assert len(log) == 3  # header + steps 1-2: stopped at the first evaluation (error < 2)

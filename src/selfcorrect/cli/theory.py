@@ -20,6 +20,12 @@ def train_cmd(
         None, "--set", help="Override, e.g. --set steps=600 --set model.n_layer=2."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Model directory (rerun to resume)."),
+    stop_below: float = typer.Option(
+        None,
+        "--stop-below",
+        help="Stop at the first evaluation whose error at t = 15 is at or below this "
+        "(time-to-target; the log's seconds column says how long it took).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train one alignment transformer (checkpoint, resume, train_log.csv)."""
@@ -27,7 +33,7 @@ def train_cmd(
     from selfcorrect.theory.train import eval_error, train
 
     cfg = load_preset(preset, set_)
-    model = train(cfg, out, progress=not quiet)
+    model = train(cfg, out, progress=not quiet, stop_below=stop_below)
     typer.echo(
         f"error at t = {cfg.model.n_points - 5}: {eval_error(model, cfg):.4f}; model in {out}"
     )
