@@ -1,9 +1,9 @@
 """Time to reach error <= 0.32 at t = 15 with the paper model: our recipe against the paper's.
 
-    .venv/bin/python bench/bench_time_to_target.py [--target 0.32] [--paper-cap 3000]
+    .venv/bin/python bench/bench_time_to_target.py [--set batch_size=64] [--target 0.32]
 
-Both recipes train the paper preset's model (96 wide, 20 layers, 3 heads, batch 256) with our
-implementation, evaluated every `--eval-every` steps on the fixed evaluation set; each stops at
+Both recipes train the paper preset's model (96 wide, 20 layers, 3 heads) with our
+implementation (`--set` overrides our recipe, e.g. its batch size; the paper recipe is fixed), evaluated every `--eval-every` steps on the fixed evaluation set; each stops at
 the first evaluation at or below the target. `seconds` is training wall time, evaluations
 included. The paper recipe (Adam, constant lr 1e-4) is capped at `--paper-cap` steps; its lr does
 not depend on the step budget, so the cap does not change its trajectory. The same run also
