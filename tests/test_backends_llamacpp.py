@@ -73,7 +73,7 @@ def test_context_overflow_is_a_per_sample_error(smollm2):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("nosuch/model", "unknown model spec"),
+        ("nosuch/model", "unknown model 'nosuch/model'"),
         ("llamacpp/not-a-model", "expected llamacpp/smollm2"),
         ("llamacpp/missing.gguf", "no such file"),
     ],

@@ -73,7 +73,7 @@ def test_chat_reads_questions_from_stdin():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["chat", "--model", "gpt9/whatever", "hi"], "unknown model spec"),
+        (["chat", "--model", "gpt9/whatever", "hi"], "unknown model 'gpt9/whatever': use"),
         (["chat", "--model", "llamacpp/nope.gguf", "hi"], "no such file"),
         (
             ["chat", "--rounds", "1", "--check", "oracle:0.1", "hi"],

@@ -125,10 +125,10 @@ def test_api_key_never_reaches_the_run_directory(tmp_path, monkeypatch):
     [
         (["-c", "NotACategory"], "unknown BBQ category NotACategory"),
         (["--limit-per-category", "0"], "Invalid value"),
-        (["--check", "oracle:abc"], "oracle:P needs a number"),
-        (["--check", "oracle:1.5"], "must be in [0, 1]"),
+        (["--check", "oracle:abc"], "check 'oracle:abc': P must be a number in [0, 1]"),
+        (["--check", "oracle:1.5"], "P must be a number in [0, 1]"),
         (["--prompt", "poem"], "unknown prompt style 'poem'"),
-        (["--model", "gpt5"], "unknown model spec"),
+        (["--model", "gpt5"], "unknown model 'gpt5'"),
         (["--data", "/nonexistent/file.jsonl"], "no such file"),
     ],
 )

@@ -26,6 +26,13 @@ class ModelSpecError(ValueError):
 
 @dataclass(frozen=True)
 class Message:
+    """One chat message: `role` is "system", "user" or "assistant".
+
+    Example::
+
+        Message("user", "Is 91 a prime number?")
+    """
+
     role: Role
     content: str
 
@@ -44,7 +51,11 @@ class GenParams:
 
     `prefill` is the start of the assistant's answer (the paper's BBQ prompt pre-fills
     "The answer is"); the model continues it and `Completion.text` holds only the continuation.
-    `temperature == 0` means greedy decoding.
+    `temperature == 0` means greedy decoding; `seed` seeds sampling.
+
+    Example::
+
+        GenParams(max_new_tokens=64, temperature=0.6, top_p=0.9, seed=1, prefill="The answer is")
     """
 
     max_new_tokens: int = 256
@@ -65,7 +76,17 @@ class GenParams:
 
 @dataclass(frozen=True)
 class Completion:
-    """One generated continuation with its cost."""
+    """One generated continuation with its cost.
+
+    `text` is the continuation only (without the prefill); `seconds` is this request's own
+    time; `finish_reason` is "stop", "length" or "error" (then `error` says why and `text` is
+    not an answer).
+
+    Example::
+
+        [c] = backend.generate([chat(("user", "Hi"))], GenParams(max_new_tokens=8))
+        print(c.text, c.completion_tokens, c.finish_reason)
+    """
 
     text: str
     prompt_tokens: int
@@ -79,7 +100,19 @@ class Completion:
 
 @runtime_checkable
 class Backend(Protocol):
-    """What every backend provides."""
+    """What every backend provides: a `name` and `generate`, one `Completion` per chat.
+
+    Batching, caching and concurrency are the backend's business; a request that fails comes
+    back as a `Completion` with `error` set, and a backend that cannot work at all (say, an
+    unreachable server) raises `BackendError`.
+
+    Example (a backend of your own)::
+
+        class Echo:
+            name = "echo"
+            def generate(self, chats, params):
+                return [Completion(c[-1].content, 0, 0, 0.0, "stop") for c in chats]
+    """
 
     name: str
 
@@ -89,29 +122,40 @@ class Backend(Protocol):
 
 
 def get_backend(spec: str, **options: object) -> Backend:
-    """Resolve a model spec to a backend instance; heavy libraries load only here.
+    """Resolve a model spec to a backend; heavy libraries load only here.
 
-    Options set to None are left out, so callers can pass optional flags straight through.
-    Raises `ModelSpecError` for an unknown spec, or for ``base_url`` given to a backend that
-    serves no URL.
+    Arguments:
+        spec: ``llamacpp/smollm2`` (the embedded model), ``llamacpp/<file.gguf>``,
+            ``hf/<hub id or path>``, or ``openai/<model>`` (with ``base_url``).
+        options: backend options (``base_url``, ``template``, ``concurrency``, ...); options
+            set to None are left out, so callers can pass optional flags straight through.
+
+    Returns:
+        A `Backend`: ``generate(chats, params)`` gives one `Completion` per chat.
+
+    Raises `ModelSpecError` for an unknown spec, an option the backend does not take, or
+    ``base_url`` given to a backend that serves no URL.
+
+    Example::
+
+        backend = get_backend("llamacpp/smollm2")
+        [c] = backend.generate([chat(("user", "Hi"))], GenParams(max_new_tokens=16))
     """
+    from selfcorrect.specs import SpecError, parse
+
     options = {k: v for k, v in options.items() if v is not None}
-    prefix, _, rest = spec.partition("/")
-    if "base_url" in options and prefix != "openai":
+    try:
+        parsed = parse("model", spec)
+    except SpecError as exc:
+        raise ModelSpecError(str(exc)) from None
+    if "base_url" in options and parsed.kind != "openai":
         raise ModelSpecError(f"--base-url only applies to openai/<model> specs, not {spec!r}")
-    if spec == "scripted":
-        prefix, rest = "scripted", ""
-    elif prefix not in BACKENDS or not rest or prefix == "scripted":
-        raise ModelSpecError(
-            f"unknown model spec {spec!r}: use llamacpp/smollm2, llamacpp/<file.gguf>, "
-            "hf/<hub id or local path>, or openai/<model> with --base-url"
-        )
     import importlib
 
-    module, name = BACKENDS[prefix]
+    module, name = BACKENDS[parsed.kind]
     cls = getattr(importlib.import_module(module), name)
     try:
-        return cls(rest, **options) if rest else cls(**options)  # type: ignore[no-any-return]
+        return cls(parsed.arg, **options) if parsed.arg else cls(**options)  # type: ignore[no-any-return]
     except TypeError as exc:  # an option the backend does not take
         raise ModelSpecError(f"{spec}: {exc}".replace(".__init__() ", " ")) from exc
 
