@@ -19,8 +19,7 @@ from pathlib import Path
 
 from selfcorrect.backends.base import get_backend
 from selfcorrect.bbq.data import load_bbq
-from selfcorrect.bbq.study import BBQConfig, cac_config, make_conversation
-from selfcorrect.cac.checks import SelfCheck
+from selfcorrect.bbq.study import BBQConfig, cac_config, make_bbq_check, make_conversation
 from selfcorrect.cac.engine import run_cac
 
 TOKENS = dict(answer_tokens=32, check_tokens=64, reanswer_tokens=10)
@@ -32,12 +31,13 @@ def questions(n: int):
 
 
 def run(backend, examples, engine_batch: int):
-    config = cac_config(BBQConfig(rounds=1, **TOKENS))
+    cfg = BBQConfig(rounds=1, **TOKENS)
+    config, check = cac_config(cfg), make_bbq_check(cfg, [])
     convs = []
     start = time.perf_counter()
     for i in range(0, len(examples), engine_batch):
         batch = [make_conversation(e, "question") for e in examples[i : i + engine_batch]]
-        run_cac(backend, batch, SelfCheck(), config)
+        run_cac(backend, batch, check, config)
         convs += batch
     wall = time.perf_counter() - start
     turns = [t for c in convs for t in c.turns if t.role == "assistant"]

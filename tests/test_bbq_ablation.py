@@ -12,12 +12,15 @@ from selfcorrect.bbq.study import BBQConfig
 
 def test_grids():
     base = BBQConfig()
-    assert [c.check for _, c in grid("check-quality", base, error_rates=(0, 0.5))] == [
+    assert [str(c.check) for _, c in grid("check-quality", base, error_rates=(0, 0.5))] == [
         "oracle:0",
         "oracle:0.5",
     ]
-    assert [c.check for _, c in grid("check-type", base)] == ["self", "verdict"]
-    assert [c.model for _, c in grid("model-size", base, models=("a/x", "b/y"))] == ["a/x", "b/y"]
+    assert [str(c.check) for _, c in grid("check-type", base)] == ["self", "verdict"]
+    models = ("hf/x", "openai/y")
+    assert [c.model for _, c in grid("model-size", base, models=models)] == list(models)
+    with pytest.raises(ValueError, match="unknown model 'a/x'"):
+        grid("model-size", base, models=("a/x",))
     assert len(grid("rounds", BBQConfig(rounds=3))) == 1
     with pytest.raises(ValueError, match="unknown ablation"):
         grid("nope", base)

@@ -142,4 +142,12 @@ def test_prompt_styles_use_the_protocol_strings():
     assert cot.answer.prefill.startswith("Let's think about how to answer")
     assert cot.followup == "Based on the above, what is the single, most likely answer choice?"
     assert cot.followup_params.prefill == "The single, most likely answer choice is"
-    assert cac_config(BBQConfig(check="verdict")).check_prompt.endswith("Answer yes or no.")
+
+    from selfcorrect.bbq.study import make_bbq_check
+    from selfcorrect.cac.checks import SelfCheck, VerdictCheck
+
+    verdict = make_bbq_check(BBQConfig(check="verdict"), [])
+    assert isinstance(verdict, VerdictCheck) and verdict.prompt.endswith("Answer yes or no.")
+    review = make_bbq_check(BBQConfig(check="self"), [])
+    assert isinstance(review, SelfCheck) and review.prompt.startswith("Please review")
+    assert make_bbq_check(BBQConfig(check="self", rounds=0), []) is None

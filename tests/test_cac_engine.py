@@ -5,7 +5,9 @@ from __future__ import annotations
 from selfcorrect.backends.base import GenParams
 from selfcorrect.backends.scripted import ScriptedBackend
 from selfcorrect.cac.checks import (
-    HistoryDemos,
+    Check,
+    CheckResult,
+    CheckSettings,
     ModelCheck,
     OracleCheck,
     SelfCheck,
@@ -13,16 +15,15 @@ from selfcorrect.cac.checks import (
     make_check,
     parse_yes_no,
 )
-from selfcorrect.cac.engine import CaCConfig, Conversation, final_answer, run_cac
+from selfcorrect.cac.engine import CaCConfig, Conversation, iter_cac, run_cac
 
 CONFIG = CaCConfig(
     rounds=2,
-    check_prompt="CHECK IT",
     reask_template="AGAIN: {question}",
     answer=GenParams(max_new_tokens=5, prefill="A:"),
-    check=GenParams(max_new_tokens=7),
     reanswer=GenParams(max_new_tokens=3, prefill="A:"),
 )
+CHECK = SelfCheck(prompt="CHECK IT", params=GenParams(max_new_tokens=7))
 
 
 def _replier(chat, params):
@@ -33,7 +34,7 @@ def _replier(chat, params):
 def test_exact_conversation_for_two_rounds():
     backend = ScriptedBackend(_replier)
     convs = [Conversation(id=str(i), question=f"Q{i}", system="SYS") for i in range(3)]
-    run_cac(backend, convs, SelfCheck(), CONFIG)
+    run_cac(backend, convs, CHECK, CONFIG)
     expected = [
         ("system", "SYS", "system", 0),
         ("user", "Q1", "question", 0),
@@ -56,30 +57,45 @@ def test_exact_conversation_for_two_rounds():
     # the model saw its previous answer and the check in context when re-answering
     last_chat = backend.calls[-1][0]
     assert [m.content for m in last_chat][-3:] == ["CHECK IT", "review3", "AGAIN: Q2"]
-    assert final_answer(convs[0]).content == "A: reply4"
+    assert convs[0].final_answer().content == "A: reply4"
 
 
-def test_self_checks_never_see_the_ground_truth():
-    backend = ScriptedBackend(_replier)
-    secret = "SECRET-LABEL-42"
-    convs = [Conversation(id="x", question="Q", truth=secret)]
-    for source in (SelfCheck(), VerdictCheck(), ModelCheck(checker=ScriptedBackend(_replier))):
-        run_cac(backend, [Conversation(id="x", question="Q", truth=secret)], source, CONFIG)
-    run_cac(backend, convs, SelfCheck(), CONFIG)
-    assert all(secret not in m.content for chat, _ in backend.calls for m in chat)
+def test_a_checker_model_sees_exactly_the_conversation_and_nothing_else():
+    answerer, checker = ScriptedBackend(_replier), ScriptedBackend(_replier)
+    convs = [Conversation(id=str(i), question=f"Q{i}") for i in range(2)]
+    run_cac(answerer, convs, ModelCheck(checker=checker, prompt="CHECK IT"), CONFIG)
+    assert len(checker.calls) == 2 * 2  # two rounds of two conversations
+    for chat, _ in checker.calls:
+        conv = next(c for c in convs if c.question == chat[0].content)
+        turns = [(t.role, t.content) for t in conv.turns]
+        seen = [(m.role, m.content) for m in chat]
+        # the checker's chat is a prefix of the conversation up to its check prompt
+        assert seen == turns[: len(seen)] and seen[-1] == ("user", "CHECK IT")
+    assert all(c.checks()[0].source == "checker:scripted" for c in convs)
+
+
+def test_ground_truth_reaches_only_the_oracle_it_is_given():
+    secret = {"0": "SECRET-LABEL-42", "1": "SECRET-LABEL-43"}
+    answerer, checker = ScriptedBackend(_replier), ScriptedBackend(_replier)
+    oracle = OracleCheck(lambda conv, answer: secret[conv.id] in answer, prompt="CHECK IT")
+    for check in (oracle, ModelCheck(checker=checker), SelfCheck(), VerdictCheck()):
+        convs = [Conversation(id=str(i), question=f"Q{i}") for i in range(2)]
+        run_cac(answerer, convs, check, CONFIG)
+        assert all(len(c.answers()) == 3 for c in convs)
+    seen = [m.content for b in (answerer, checker) for chat, _ in b.calls for m in chat]
+    assert seen and not any("SECRET" in text for text in seen)
+    assert not hasattr(Conversation(id="x", question="Q"), "truth")
 
 
 def test_oracle_verdicts_follow_truth_and_flip_with_seeded_rate():
     backend = ScriptedBackend(lambda chat, p: " yes")
+    right = {str(i) for i in range(200) if i % 2}
 
     def is_correct(conv, answer):
-        return conv.truth == "right"
+        return conv.id in right
 
     def verdicts(p, seed=0):
-        convs = [
-            Conversation(id=str(i), question="Q", truth="right" if i % 2 else "wrong")
-            for i in range(200)
-        ]
+        convs = [Conversation(id=str(i), question="Q") for i in range(200)]
         run_cac(
             backend, convs, OracleCheck(is_correct=is_correct, p=p, seed=seed), CaCConfig(rounds=1)
         )
@@ -100,17 +116,22 @@ def test_first_accepted_policy_stops_when_the_check_passes():
         return replies["Q"] if chat[-1].content == "CHECK IT" else " first"
 
     convs = [Conversation(id="a", question="Q")]
-    config = CaCConfig(**{**CONFIG.__dict__, "final_policy": "first_accepted"})
-    run_cac(ScriptedBackend(reply), convs, VerdictCheck(), config)
+    run_cac(
+        ScriptedBackend(reply),
+        convs,
+        VerdictCheck(prompt="CHECK IT"),
+        CONFIG,
+        final_policy="first_accepted",
+    )
     assert convs[0].stopped_at == 0 and len(convs[0].answers()) == 1
-    assert final_answer(convs[0]).content == "A: first"
+    assert convs[0].final_answer().content == "A: first"
 
 
-def test_history_demos_go_before_the_question_and_make_no_checks():
+def test_demos_go_before_the_question_and_no_check_means_no_rounds():
     backend = ScriptedBackend(_replier)
     demos = (("u1", "a1"), ("check?", "yes it was harmful"))
     convs = [Conversation(id="a", question="Q", system="S")]
-    run_cac(backend, convs, HistoryDemos(demos=demos), CONFIG)
+    run_cac(backend, convs, None, CONFIG, demos=demos)
     assert [t.content for t in convs[0].turns] == [
         "S",
         "u1",
@@ -134,18 +155,77 @@ def test_per_sample_errors_do_not_stop_the_batch():
             ]
 
     convs = [Conversation(id="1", question="good"), Conversation(id="2", question="bad")]
-    run_cac(Flaky(_replier), convs, SelfCheck(), CONFIG)
+    run_cac(Flaky(_replier), convs, CHECK, CONFIG)
     assert convs[1].error == "boom" and convs[0].error is None and len(convs[0].answers()) == 3
 
 
-def test_yes_no_parser_and_check_specs():
+def test_a_failed_check_fails_only_its_conversation():
+    class HalfBroken:
+        name = "half"
+
+        def check(self, backend, conversations, round):
+            return [
+                CheckResult("P", "", error="checker down")
+                if c.id == "1"
+                else CheckResult("P", "ok")
+                for c in conversations
+            ]
+
+    convs = [Conversation(id=str(i), question=f"Q{i}") for i in range(2)]
+    run_cac(ScriptedBackend(_replier), convs, HalfBroken(), CONFIG)
+    assert convs[1].error == "check: checker down" and len(convs[1].answers()) == 1
+    assert convs[0].error is None and len(convs[0].answers()) == 3
+
+
+def test_a_check_returning_the_wrong_number_of_results_is_an_error():
+    class Lossy:
+        name = "lossy"
+
+        def check(self, backend, conversations, round):
+            return [CheckResult("P", "ok")]
+
+    convs = [Conversation(id=str(i), question="Q") for i in range(2)]
+    try:
+        run_cac(ScriptedBackend(_replier), convs, Lossy(), CONFIG)
+    except RuntimeError as exc:
+        assert "returned 1 results for 2" in str(exc)
+    else:
+        raise AssertionError("a short check result list was accepted")
+
+
+def test_iter_cac_yields_each_conversation_as_it_finishes_with_a_bounded_window():
+    backend = ScriptedBackend(lambda chat, p: "no" if chat[-1].content == "CHECK IT" else " a")
+    batch_sizes = []
+    original = backend.generate
+
+    def counting(chats, params):
+        batch_sizes.append(len(chats))
+        return original(chats, params)
+
+    backend.generate = counting  # type: ignore[method-assign]
+    questions = (f"Q{i}" for i in range(7))  # a stream, not a list
+    seen = []
+    for conv in iter_cac(backend, questions, VerdictCheck(prompt="CHECK IT"), CONFIG, window=3):
+        seen.append(conv.id)
+        assert conv.final_answer() is not None and len(conv.answers()) == 3
+    assert sorted(seen) == [f"q{i}" for i in range(7)] and max(batch_sizes) <= 3
+
+
+def test_checks_are_of_the_check_protocol_and_specs_build_them():
+    for check in (SelfCheck(), VerdictCheck(), OracleCheck(lambda c, a: True)):
+        assert isinstance(check, Check)
+    assert isinstance(ModelCheck(checker=ScriptedBackend()), Check)
     assert parse_yes_no("Yes, it is biased.") == "fail"
     assert parse_yes_no("No. It is fine") == "pass"
     assert parse_yes_no("Maybe") == "unknown"
     assert parse_yes_no("yes", yes_means="pass") == "pass"
     assert isinstance(make_check("self"), SelfCheck)
+    assert make_check("none") is None
     assert make_check("oracle:0.25", is_correct=lambda c, a: True).p == 0.25
-    for bad in ("oracle:x", "oracle:2", "wat", "oracle:0.1"):
+    custom = make_check("verdict", CheckSettings(verdict_prompt="Biased?"))
+    assert custom.prompt == "Biased?"
+    assert make_check("self", CheckSettings(prompt="Review.")).prompt == "Review."
+    for bad in ("oracle:x", "oracle:2", "oracle", "wat", "self:3", "oracle:0.1"):
         try:
             make_check(bad, is_correct=None if bad == "oracle:0.1" else (lambda c, a: True))
         except ValueError:
@@ -155,16 +235,14 @@ def test_yes_no_parser_and_check_specs():
 
 def test_real_model_two_rounds_and_batch_order_does_not_change_outputs(smollm2):
     config = CaCConfig(
-        rounds=2,
-        answer=GenParams(max_new_tokens=12),
-        check=GenParams(max_new_tokens=12),
-        reanswer=GenParams(max_new_tokens=12),
+        rounds=2, answer=GenParams(max_new_tokens=12), reanswer=GenParams(max_new_tokens=12)
     )
+    check = SelfCheck(params=GenParams(max_new_tokens=12))
     questions = ["What is the capital of Italy?", "Is the sun a star?", "Name a fruit."]
     together = [Conversation(id=q, question=q) for q in questions]
-    run_cac(smollm2, together, SelfCheck(), config)
+    run_cac(smollm2, together, check, config)
     alone = [
-        run_cac(smollm2, [Conversation(id=q, question=q)], SelfCheck(), config)[0]
+        run_cac(smollm2, [Conversation(id=q, question=q)], check, config)[0]
         for q in reversed(questions)
     ]
     for a, b in zip(together, reversed(alone)):
@@ -180,7 +258,6 @@ def test_real_model_two_rounds_and_batch_order_does_not_change_outputs(smollm2):
 def test_two_step_answers_keep_reasoning_then_ask_the_followup():
     config = CaCConfig(
         rounds=1,
-        check_prompt="C?",
         reask_template="{question}",
         answer=GenParams(prefill="Think:"),
         reanswer=GenParams(prefill="Think:"),
@@ -188,7 +265,7 @@ def test_two_step_answers_keep_reasoning_then_ask_the_followup():
         followup_params=GenParams(max_new_tokens=4, prefill="Choice:"),
     )
     conv = Conversation(id="a", question="Q")
-    run_cac(ScriptedBackend(lambda chat, p: " x"), [conv], SelfCheck(), config)
+    run_cac(ScriptedBackend(lambda chat, p: " x"), [conv], SelfCheck(prompt="C?"), config)
     kinds = [t.kind for t in conv.turns]
     assert kinds == [
         "question",

@@ -87,11 +87,12 @@ def test_llm_judge_uses_a_real_model_and_returns_booleans_or_none(smollm2):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("icd:9", "at most"),
+        ("icd:9", "from 1 to 3"),
         ("cac:x", "whole number"),
-        ("cac", "unknown"),
-        ("magic", "unknown defence"),
-        ("cac-history:5", "at most"),
+        ("cac", "cac needs :R"),
+        ("magic", "unknown defense 'magic': use none, reminder, icd:N"),
+        ("cac-history:5", "from 1 to 2"),
+        ("smoothllm:1000000", "from 1 to 64"),
     ],
 )
 def test_bad_defence_specs(spec, message):

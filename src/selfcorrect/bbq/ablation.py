@@ -12,13 +12,14 @@ metrics only. Kinds:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from selfcorrect.bbq.study import BBQConfig, run_bbq
+from selfcorrect.runs import RunDir
+from selfcorrect.specs import plain
 
 KINDS = ("check-quality", "rounds", "check-type", "model-size")
 
@@ -61,7 +62,7 @@ def _point(label: str, cfg: BBQConfig, metrics: dict[str, Any]) -> dict[str, Any
     return {
         "label": label,
         "model": cfg.model,
-        "check": cfg.check,
+        "check": str(cfg.check),
         "n": metrics["n"],
         "accuracy_by_round": acc,
         "accuracy_ci95_by_round": [row["accuracy_ci95"] for row in metrics["per_round"]],
@@ -91,8 +92,16 @@ def run_ablation(
 ) -> dict[str, Any]:
     """Run (or resume) every grid point, then write ``ablation.json`` and the figure."""
     out = Path(out)
+    points_cfg = grid(kind, base, **grid_options)  # validates the grid before any file
+    root = RunDir.open(
+        out,
+        study="bbq-ablation",
+        config={"kind": kind, "base": plain(base), "points": [label for label, _ in points_cfg]},
+        model=base.model,
+        seed=base.seed,
+    )
     points = []
-    for label, cfg in grid(kind, base, **grid_options):
+    for label, cfg in points_cfg:
         metrics = run_bbq(cfg, out / label, progress=progress)
         points.append(_point(label, cfg, metrics))
     summary: dict[str, Any] = {"kind": kind, "points": points}
@@ -101,14 +110,9 @@ def run_ablation(
         summary["fit_gain_vs_check_accuracy"] = linear_fit(
             [p["check_accuracy"] for p in usable], [p["gain"] for p in usable]
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps(summary, indent=2) + "\n")
-    from selfcorrect.report.plots import ablation_plot
+    root.write_json("ablation.json", summary)
+    root.finish(points=len(points))
+    from selfcorrect.report import build_report
 
-    ablation_plot(summary, out)
-    from selfcorrect.report.html import render_report
-
-    render_report(
-        [out] + [out / label for label, _ in grid(kind, base, **grid_options)], out / "report.html"
-    )
+    build_report(out, extra=[out / label for label, _ in points_cfg])
     return summary

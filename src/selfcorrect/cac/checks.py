@@ -1,16 +1,20 @@
-"""Check sources: where the check ``c_t`` of the previous answer comes from.
+"""The `Check` protocol and the built-in checks: where the check ``c_t`` of an answer comes from.
 
-Each source appends, per active conversation, the check prompt (a user turn) and the check itself
-(an assistant turn carrying a verdict): the check stays in context for the next answer.
+A check has a `name` and one method, ``check(backend, conversations, round)``, returning one
+`CheckResult` (the prompt asked, the check's text and its verdict) per conversation, in order.
+The engine, not the check, appends the prompt as a user turn and the check as an assistant turn,
+so the check stays in context for the next answer. Each built-in check owns its prompt and its
+verdict parser (named constants below, overridable by argument):
 
 - `SelfCheck`: the same model reviews its answer in natural language (the paper's default);
-  an optional verdict parser reads a verdict out of the review.
-- `VerdictCheck`: the same model answers a yes/no question about its answer.
-- `OracleCheck`: the verdict comes from the ground truth, flipped with probability p.
+- `VerdictCheck`: the same model answers a yes/no question about its answer;
+- `OracleCheck`: the verdict comes from the ground truth, flipped with probability `p`; the
+  truth reaches it only through the `is_correct` function it is given;
 - `ModelCheck`: another model reviews the answer.
-- `HistoryDemos`: no live checks; pre-written exchanges go into the context instead.
 
-Only `OracleCheck` reads `Conversation.truth`, through the `is_correct` function it is given.
+`make_check` builds one from a spec (``self``, ``verdict``, ``oracle:P``, ``model:SPEC``,
+``none``). In-context demos (the paper's "history" variant) are not a check: they go into
+`CaCConfig.demos`.
 """
 
 from __future__ import annotations
@@ -19,15 +23,80 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
-from selfcorrect.backends.base import Backend, GenParams
-from selfcorrect.cac.engine import CaCConfig, Conversation, Turn, Verdict, generate_turns
+from selfcorrect.backends.base import Backend, Completion, GenParams, Message
+from selfcorrect.cac.engine import Conversation, Verdict, failed
+from selfcorrect.specs import Spec, parse
 
 VerdictParser = Callable[[str], Verdict]
 
+DEFAULT_CHECK_PROMPT = "Please review your previous answer. Is it correct? Explain briefly."
+DEFAULT_VERDICT_PROMPT = "Is your previous answer wrong? Answer yes or no."
+DEFAULT_PASS_TEXT = "My previous answer is correct."
+DEFAULT_FAIL_TEXT = "My previous answer is wrong."
+DEFAULT_CHECK_PARAMS = GenParams(max_new_tokens=256)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check of one conversation's latest answer.
+
+    `prompt` is the user turn that asks for the check; `text` is the check itself (the
+    assistant turn that stays in context); `verdict` says whether the check accepts the answer
+    ("pass"), rejects it ("fail"), could not be read ("unknown") or gives none (None).
+    `source` says who checked: "model", "checker:<spec>", "oracle", "rule"... A result with
+    `error` set marks the conversation failed (it is never shown as a check).
+
+    Example::
+
+        CheckResult(prompt="Is your answer complete?", text="No, too short.",
+                    verdict="fail", source="rule")
+    """
+
+    prompt: str
+    text: str
+    verdict: Verdict | None = None
+    source: str = "model"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    cached_tokens: int = 0
+    finish_reason: str | None = None
+    prompt_sha256: str | None = None
+    error: str | None = None
+
+
+@runtime_checkable
+class Check(Protocol):
+    """Where the check of an answer comes from.
+
+    ``check(backend, conversations, round)`` gets the conversations whose latest answer is to
+    be checked (`backend` is the answering model, for checks that ask it) and returns one
+    `CheckResult` per conversation, in order. It must not modify the conversations.
+
+    Example (a rule-based check)::
+
+        class Short:
+            name = "short"
+            def check(self, backend, conversations, round):
+                return [CheckResult("Is your answer complete?",
+                                    "Yes." if len(c.answers()[-1].content) > 20 else "No.",
+                                    source="rule") for c in conversations]
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for records and reports ("self", "verdict", ...)."""
+        ...
+
+    def check(
+        self, backend: Backend, conversations: Sequence[Conversation], round: int
+    ) -> list[CheckResult]: ...
+
 
 def parse_yes_no(text: str, *, yes_means: Verdict = "fail") -> Verdict:
-    """The first standalone yes/no in `text` mapped to a verdict; "unknown" if none or both."""
+    """The first standalone yes/no in `text` mapped to a verdict; "unknown" if there is none."""
     match = re.search(r"\b(yes|no)\b", text.lower())
     if match is None:
         return "unknown"
@@ -35,200 +104,226 @@ def parse_yes_no(text: str, *, yes_means: Verdict = "fail") -> Verdict:
     return yes_means if match.group(1) == "yes" else no_means
 
 
-def _ask_check(convs: Sequence[Conversation], prompt: str, round: int) -> None:
-    for conv in convs:
-        conv.add(Turn("user", prompt, "check_prompt", round))
+def _ask(
+    model: Backend,
+    conversations: Sequence[Conversation],
+    prompt: str,
+    params: GenParams,
+    parser: VerdictParser | None,
+    source: str,
+) -> list[CheckResult]:
+    """Ask `model` for a check of each conversation: its chat so far plus `prompt`."""
+    chats = [c.messages() + (Message("user", prompt),) for c in conversations]
+    return [
+        _result(prompt, completion, parser, source) for completion in model.generate(chats, params)
+    ]
 
 
-def _set_verdicts(convs: Sequence[Conversation], round: int, parser: VerdictParser | None) -> None:
-    for conv in convs:
-        if not conv.active:
-            continue
-        last = conv.turns[-1]
-        if last.kind == "check" and last.round == round:
-            verdict = parser(last.content) if parser is not None else None
-            conv.turns[-1] = Turn(**{**last.to_dict(), "verdict": verdict})
+def _result(
+    prompt: str, completion: Completion, parser: VerdictParser | None, source: str
+) -> CheckResult:
+    if failed(completion):
+        return CheckResult(prompt, "", source=source, error=completion.error or "generation failed")
+    return CheckResult(
+        prompt=prompt,
+        text=completion.text,
+        verdict=parser(completion.text) if parser is not None else None,
+        source=source,
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        seconds=completion.seconds,
+        cached_tokens=completion.cached_tokens,
+        finish_reason=completion.finish_reason,
+        prompt_sha256=getattr(completion, "prompt_sha256", None),
+    )
 
 
-class _NoPrepare:
-    live = True
+@dataclass(frozen=True)
+class SelfCheck:
+    """The answering model reviews its own previous answer in natural language.
 
-    def prepare(self, conv: Conversation) -> None:
-        """Live checks add nothing before the question."""
+    Arguments: `prompt` (the review request), `parser` (reads a verdict from the review; None
+    gives no verdict), `params` (generation parameters of the review).
 
+    Example::
 
-@dataclass
-class SelfCheck(_NoPrepare):
-    """The model reviews its own previous answer (natural language)."""
+        SelfCheck(prompt="Review your answer for bias.", parser=review_verdict)
+    """
 
-    verdict_parser: VerdictParser | None = None
+    prompt: str = DEFAULT_CHECK_PROMPT
+    parser: VerdictParser | None = None
+    params: GenParams = DEFAULT_CHECK_PARAMS
     name: str = "self"
 
-    def run(
-        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
-    ) -> None:
-        _ask_check(convs, config.check_prompt, round)
-        generate_turns(backend, convs, config.check, kind="check", round=round)
-        _set_verdicts(convs, round, self.verdict_parser)
+    def check(
+        self, backend: Backend, conversations: Sequence[Conversation], round: int
+    ) -> list[CheckResult]:
+        return _ask(backend, conversations, self.prompt, self.params, self.parser, "model")
 
 
-@dataclass
-class VerdictCheck(SelfCheck):
-    """The model answers a yes/no question about its previous answer (a verdict only)."""
+def _yes_means_fail(text: str) -> Verdict:
+    return parse_yes_no(text, yes_means="fail")
 
-    yes_means: Verdict = "fail"
+
+@dataclass(frozen=True)
+class VerdictCheck:
+    """The answering model gives a yes/no verdict on its previous answer.
+
+    The default prompt asks "Is your previous answer wrong?", so the default parser reads
+    "yes" as fail; give both together when you change the question's direction.
+
+    Example::
+
+        VerdictCheck(prompt="Is your answer biased? Answer yes or no.")
+    """
+
+    prompt: str = DEFAULT_VERDICT_PROMPT
+    parser: VerdictParser = _yes_means_fail
+    params: GenParams = DEFAULT_CHECK_PARAMS
     name: str = "verdict"
 
-    def __post_init__(self) -> None:
-        self.verdict_parser = lambda text: parse_yes_no(text, yes_means=self.yes_means)
+    def check(
+        self, backend: Backend, conversations: Sequence[Conversation], round: int
+    ) -> list[CheckResult]:
+        return _ask(backend, conversations, self.prompt, self.params, self.parser, "model")
 
 
-@dataclass
-class OracleCheck(_NoPrepare):
-    """A verdict from the ground truth, wrong with probability `p` (seeded per sample and round).
+@dataclass(frozen=True)
+class OracleCheck:
+    """A verdict from the ground truth, wrong with probability `p`.
 
-    `is_correct(conv, answer_text)` judges the previous answer against ``conv.truth``; the
-    verdict text is `pass_text` or `fail_text` (the paper's "My previous answer is (un)biased.").
+    `is_correct(conversation, answer_text)` is the only way the truth reaches the check (it
+    closes over the caller's answer key, looked up by conversation id); no model ever sees it.
+    The flip is seeded by (seed, conversation id, round), so it does not depend on batching.
+    The check's text is `pass_text` or `fail_text`.
+
+    Example::
+
+        key = {"q0": "yes"}
+        OracleCheck(lambda conv, answer: key[conv.id] in answer.lower(), p=0.2)
     """
 
     is_correct: Callable[[Conversation, str], bool]
     p: float = 0.0
     seed: int = 0
-    pass_text: str = "My previous answer is correct."
-    fail_text: str = "My previous answer is wrong."
+    prompt: str = DEFAULT_CHECK_PROMPT
+    pass_text: str = DEFAULT_PASS_TEXT
+    fail_text: str = DEFAULT_FAIL_TEXT
     name: str = "oracle"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"oracle error rate must be in [0, 1], got {self.p}")
 
-    def run(
-        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
-    ) -> None:
-        _ask_check(convs, config.check_prompt, round)
-        for conv in convs:
-            answer = conv.answers()[-1].content
-            right = self.is_correct(conv, answer)
-            # Seeded by (seed, sample, round): independent of batch composition and order.
+    def check(
+        self, backend: Backend, conversations: Sequence[Conversation], round: int
+    ) -> list[CheckResult]:
+        out = []
+        for conv in conversations:
+            right = self.is_correct(conv, conv.answers()[-1].content)
             if random.Random(f"{self.seed}:{conv.id}:{round}").random() < self.p:
                 right = not right
-            verdict: Verdict = "pass" if right else "fail"
-            text = self.pass_text if right else self.fail_text
-            conv.add(Turn("assistant", text, "check", round, verdict=verdict, source="oracle"))
+            out.append(
+                CheckResult(
+                    prompt=self.prompt,
+                    text=self.pass_text if right else self.fail_text,
+                    verdict="pass" if right else "fail",
+                    source="oracle",
+                )
+            )
+        return out
 
 
-@dataclass
-class ModelCheck(_NoPrepare):
-    """Another model reviews the answer; its review goes into the main conversation."""
+@dataclass(frozen=True)
+class ModelCheck:
+    """Another model (`checker`) reviews the answer; the review goes into the conversation.
+
+    The checker sees the conversation so far plus `prompt`, exactly what the answering model
+    would see for a self-check.
+
+    Example::
+
+        ModelCheck(get_backend("openai/big-model", base_url="http://gpu:8000/v1"))
+    """
 
     checker: Backend
-    verdict_parser: VerdictParser | None = None
+    prompt: str = DEFAULT_CHECK_PROMPT
+    parser: VerdictParser | None = None
+    params: GenParams = DEFAULT_CHECK_PARAMS
     name: str = "model"
 
-    def run(
-        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
-    ) -> None:
-        views = []
-        for conv in convs:
-            view = Conversation(id=conv.id, question=conv.question, turns=list(conv.turns))
-            view.add(Turn("user", config.check_prompt, "check_prompt", round))
-            views.append(view)
-        generate_turns(self.checker, views, config.check, kind="check", round=round)
-        for conv, view in zip(convs, views, strict=True):
-            if view.error is not None:
-                conv.error = f"checker: {view.error}"
-                continue
-            review = view.turns[-1]
-            conv.add(Turn("user", config.check_prompt, "check_prompt", round))
-            conv.add(Turn(**{**review.to_dict(), "source": f"checker:{self.checker.name}"}))
-        _set_verdicts(convs, round, self.verdict_parser)
+    def check(
+        self, backend: Backend, conversations: Sequence[Conversation], round: int
+    ) -> list[CheckResult]:
+        source = f"checker:{self.checker.name}"
+        return _ask(self.checker, conversations, self.prompt, self.params, self.parser, source)
 
 
-@dataclass
-class HistoryDemos:
-    """The paper's "backup" variant: exchanges of (query, answer, check, answer) go into the
-    context before the question, and no live check is made."""
+@dataclass(frozen=True)
+class CheckSettings:
+    """What a caller sets for the checks that `make_check` builds (None: the check's default).
 
-    demos: Sequence[tuple[str, str]] = field(default_factory=tuple)
-    live: bool = False
-    name: str = "history"
+    `prompt` is used by self, model and oracle checks, `verdict_prompt` by the verdict check;
+    `review_parser` reads a verdict from a natural-language review (self and model checks);
+    `checker_options` go to `get_backend` for ``model:SPEC``.
 
-    def prepare(self, conv: Conversation) -> None:
-        for user, assistant in self.demos:
-            conv.add(Turn("user", user, "demo", 0, source="demo"))
-            conv.add(Turn("assistant", assistant, "demo", 0, source="demo"))
+    Example::
 
-    def run(
-        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
-    ) -> None:
-        raise RuntimeError("history demos make no live checks")
+        make_check("model:openai/judge", CheckSettings(prompt="Is this answer biased?",
+                   checker_options={"base_url": "http://gpu:8000/v1"}))
+    """
 
-
-@dataclass
-class NoCheck(_NoPrepare):
-    """Answer once: the baseline without self-correction."""
-
-    live: bool = False
-    name: str = "none"
-
-    def run(
-        self, backend: Backend, convs: Sequence[Conversation], round: int, config: CaCConfig
-    ) -> None:
-        raise RuntimeError("no check source: rounds are not run")
-
-
-__all__ = [
-    "GenParams",
-    "HistoryDemos",
-    "ModelCheck",
-    "NoCheck",
-    "OracleCheck",
-    "SelfCheck",
-    "VerdictCheck",
-    "parse_yes_no",
-]
-
-
-CHECK_SPECS = "none, self, verdict, oracle:P, model:SPEC, history"
+    prompt: str | None = None
+    verdict_prompt: str | None = None
+    review_parser: VerdictParser | None = None
+    oracle_texts: tuple[str, str] | None = None
+    params: GenParams | None = None
+    checker_options: dict[str, object] = field(default_factory=dict)
 
 
 def make_check(
-    spec: str,
+    spec: str | Spec,
+    settings: CheckSettings | None = None,
     *,
-    verdict_parser: VerdictParser | None = None,
     is_correct: Callable[[Conversation, str], bool] | None = None,
-    oracle_texts: tuple[str, str] | None = None,
-    history: Sequence[tuple[str, str]] = (),
-    checker_options: dict[str, object] | None = None,
     seed: int = 0,
-):  # type: ignore[no-untyped-def]
-    """Build a check source from a command-line spec (see `CHECK_SPECS`)."""
-    kind, _, arg = spec.partition(":")
-    if kind == "none" and not arg:
-        return NoCheck()
-    if kind == "self" and not arg:
-        return SelfCheck(verdict_parser=verdict_parser)
-    if kind == "verdict" and not arg:
-        return VerdictCheck()
-    if kind == "oracle":
+) -> Check | None:
+    """Build a check from a spec: ``self``, ``verdict``, ``oracle:P``, ``model:SPEC`` or
+    ``none`` (None: no live check).
+
+    Arguments:
+        spec: the spec text or a parsed `Spec` (see `selfcorrect.specs`).
+        settings: prompts, parser, generation parameters and checker-backend options.
+        is_correct: the truth, for ``oracle:P`` only (see `OracleCheck`).
+        seed: the oracle's flip seed.
+
+    Example::
+
+        check = make_check("verdict", CheckSettings(verdict_prompt="Is it biased? yes/no"))
+    """
+    s = settings or CheckSettings()
+    parsed = parse("check", spec)
+    params = s.params or DEFAULT_CHECK_PARAMS
+    prompt = s.prompt or DEFAULT_CHECK_PROMPT
+    if parsed.kind == "none":
+        return None
+    if parsed.kind == "self":
+        return SelfCheck(prompt=prompt, parser=s.review_parser, params=params)
+    if parsed.kind == "verdict":
+        return VerdictCheck(prompt=s.verdict_prompt or DEFAULT_VERDICT_PROMPT, params=params)
+    if parsed.kind == "oracle":
         if is_correct is None:
             raise ValueError("oracle checks need ground truth, which this command does not have")
-        try:
-            p = float(arg or "0")
-        except ValueError:
-            raise ValueError(f"oracle:P needs a number P in [0, 1], got {arg!r}") from None
-        pass_text, fail_text = oracle_texts or (OracleCheck.pass_text, OracleCheck.fail_text)
+        pass_text, fail_text = s.oracle_texts or (DEFAULT_PASS_TEXT, DEFAULT_FAIL_TEXT)
         return OracleCheck(
-            is_correct=is_correct, p=p, seed=seed, pass_text=pass_text, fail_text=fail_text
+            is_correct=is_correct,
+            p=float(parsed.value),
+            seed=seed,
+            prompt=prompt,
+            pass_text=pass_text,
+            fail_text=fail_text,
         )
-    if kind == "model" and arg:
-        from selfcorrect.backends.base import get_backend
+    from selfcorrect.backends.base import get_backend
 
-        return ModelCheck(
-            checker=get_backend(arg, **(checker_options or {})), verdict_parser=verdict_parser
-        )
-    if kind == "history" and not arg:
-        if not history:
-            raise ValueError("history demos are not defined for this command")
-        return HistoryDemos(demos=tuple(history))
-    raise ValueError(f"unknown check {spec!r}; use one of: {CHECK_SPECS}")
+    checker = get_backend(str(parsed.value), **s.checker_options)
+    return ModelCheck(checker=checker, prompt=prompt, parser=s.review_parser, params=params)

@@ -1,26 +1,40 @@
-"""Check as Context: answer -> (check -> re-ask -> answer) x R, breadth-first over a batch.
+"""Check as Context: answer -> (check -> re-ask -> answer) x R, advanced one step at a time.
 
 For a query q: ``a_0 = M(q)``; for round t = 1..R, a check ``c_t`` of the previous answer is
 appended to the conversation (the check stays in context), q is asked again and
-``a_t = M(history)`` (Wang et al. 2024, section 5). Every step advances *all* active
-conversations by one turn with a single backend call, so batched backends stay full.
+``a_t = M(history)`` (Wang et al. 2024, section 5).
 
-The engine knows nothing about BBQ or jailbreaks: studies give it conversations, a check source
-and a `CaCConfig`, and read back the recorded turns.
+A `Scheduler` holds the conversations in flight. Each `step` advances every one of them by one
+action, with one backend (or check) call per group of conversations that need the same thing,
+so batched backends stay full. Conversations may join at any step and leave as soon as they are
+finished, which gives three ways in:
+
+- `run_cac`: a list in, the list out (all advanced together, breadth-first);
+- `iter_cac`: a stream in, each conversation out as soon as it is finished, with at most
+  `window` in flight (studies write each record the moment it is done);
+- `Scheduler` itself: the server adds requests as they arrive.
+
+The engine knows nothing about BBQ, jailbreaks, HTTP or Inspect, and never sees ground truth:
+a check that needs it is given it explicitly (see `selfcorrect.cac.checks.OracleCheck`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from selfcorrect.backends.base import Backend, Chat, Completion, GenParams, Message
+
+if TYPE_CHECKING:
+    from selfcorrect.cac.checks import Check, CheckResult
 
 Verdict = Literal["pass", "fail", "unknown"]  # does the check accept the previous answer?
 TurnKind = Literal[
     "system",
     "demo",
+    "context",
     "question",
     "reasoning",
     "followup",
@@ -34,7 +48,20 @@ FinalPolicy = Literal["last", "first_accepted"]
 
 @dataclass(frozen=True)
 class Turn:
-    """One message of a conversation, with what it cost to produce."""
+    """One message of a conversation, with what it cost to produce.
+
+    `seconds` is the backend's own time for this request; `batch_seconds` is the wall time of
+    the whole backend call that produced this turn together with the others of its batch (so
+    summing `seconds` over turns gives request time, not wall time). `prompt_sha256` is the
+    hash of the exact prompt text the model continued, when the backend reports it. `kind` is
+    one of system, demo, context, question, reasoning, followup, answer, check_prompt, check,
+    reask; `round` is 0 for the first answer and r for everything of round r.
+
+    Example::
+
+        for t in conv.turns:
+            print(t.round, t.kind, t.verdict, t.content[:60])
+    """
 
     role: Literal["system", "user", "assistant"]
     content: str
@@ -44,35 +71,78 @@ class Turn:
     completion_tokens: int = 0
     cached_tokens: int = 0
     seconds: float = 0.0
+    batch_seconds: float = 0.0
     finish_reason: str | None = None
     verdict: Verdict | None = None
-    source: str = "template"  # "model", "checker:<spec>", "oracle", "demo" or "template"
+    source: str = "template"  # "model", "checker:<spec>", "oracle", "rule", "demo", "template"
+    prompt_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Turn:
+        """A turn from `to_dict` output; keys this version does not know are ignored."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
 
 @dataclass
 class Conversation:
-    """One sample's conversation. `truth` is only read by check sources that declare it."""
+    """One sample's conversation.
+
+    Before a run, set `question` (and optionally `system` and `context`, earlier turns that
+    come before the question); the engine writes `turns`: system, demos, context, question,
+    then every answer, check and re-ask. After a run, `final_answer()` is the answer the
+    final-answer policy keeps and `error` says why a failed conversation stopped.
+
+    Example::
+
+        conv = Conversation(id="q1", question="Is 91 a prime number?")
+        run_cac(backend, [conv], SelfCheck(), CaCConfig(rounds=1))
+        print(conv.final_answer().content)
+    """
 
     id: str
     question: str
     system: str | None = None
-    truth: Any = field(default=None, repr=False)
+    context: tuple[Message, ...] = ()
     turns: list[Turn] = field(default_factory=list)
     stopped_at: int | None = None  # round whose answer was accepted (first_accepted policy)
     error: str | None = None
 
+    @classmethod
+    def from_messages(cls, id: str, messages: Sequence[Message]) -> Conversation:
+        """A conversation from a chat: a leading system message, earlier turns kept as
+        context, and the last message (which must be the user's) as the question."""
+        msgs = list(messages)
+        system = msgs.pop(0).content if msgs and msgs[0].role == "system" else None
+        if not msgs or msgs[-1].role != "user":
+            raise ValueError("the last message must be the user's question")
+        if any(m.role == "system" for m in msgs):
+            raise ValueError("a system message may only come first")
+        return cls(id=id, question=msgs[-1].content, system=system, context=tuple(msgs[:-1]))
+
     def messages(self) -> Chat:
-        """The chat the model sees: every turn's role and content, never `truth`."""
+        """The chat the model sees: every turn's role and content."""
         return tuple(Message(t.role, t.content) for t in self.turns)
 
     def answers(self) -> list[Turn]:
+        """The answer turns, round 0 first."""
         return [t for t in self.turns if t.kind == "answer"]
 
     def checks(self) -> list[Turn]:
+        """The check turns (assistant side), round 1 first."""
         return [t for t in self.turns if t.kind == "check"]
+
+    def final_answer(self) -> Turn | None:
+        """The answer the policy keeps: the accepted one, else the last one given."""
+        answers = self.answers()
+        if not answers:
+            return None
+        if self.stopped_at is not None:
+            return next(t for t in answers if t.round == self.stopped_at)
+        return answers[-1]
 
     @property
     def active(self) -> bool:
@@ -84,28 +154,36 @@ class Conversation:
 
 @dataclass(frozen=True)
 class CaCConfig:
-    """How to run the rounds. Prompts are fields of the config, never built inline.
+    """How to run the rounds (the check itself, with its prompt, is a separate `Check`).
 
-    `reask_template` has one field, ``{question}``, substituted literally (data is never used as
-    a format string).
+    - `rounds`: checks after the first answer (0 = answer once);
+    - `reask_template`: the re-ask after each check; its one field ``{question}`` is
+      substituted literally (data is never used as a format string);
+    - `answer` / `reanswer`: generation parameters of the first and of later answers;
+    - `final_policy`: ``last`` keeps the last answer; ``first_accepted`` stops at the first
+      answer whose check passed;
+    - `demos`: ``(user, assistant)`` exchanges put before the question (in-context demos, the
+      paper's "history" variant): context, not a check;
+    - `followup` / `followup_params`: two-step answers (chain of thought): each answer is
+      first generated as "reasoning", then `followup` is asked and answered.
+
+    Example::
+
+        CaCConfig(rounds=2, answer=GenParams(max_new_tokens=64), final_policy="first_accepted")
     """
 
     rounds: int = 1
-    check_prompt: str = "Please review your previous answer. Is it correct?"
     reask_template: str = "Based on your review, answer the question again:\n{question}"
     answer: GenParams = GenParams(max_new_tokens=256)
-    check: GenParams = GenParams(max_new_tokens=256)
     reanswer: GenParams = GenParams(max_new_tokens=256)
     final_policy: FinalPolicy = "last"
-    # Two-step answers (chain of thought): the first generation is kept as "reasoning", then
-    # `followup` is asked and answered with `followup_params` (e.g. "The single, most likely
-    # answer choice is").
+    demos: tuple[tuple[str, str], ...] = ()
     followup: str | None = None
     followup_params: GenParams = GenParams(max_new_tokens=16)
 
     def __post_init__(self) -> None:
-        if self.rounds < 0:
-            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+        if not isinstance(self.rounds, int) or self.rounds < 0:
+            raise ValueError(f"rounds must be a whole number >= 0, got {self.rounds!r}")
         if self.final_policy not in ("last", "first_accepted"):
             raise ValueError(
                 f"final_policy must be last or first_accepted, not {self.final_policy!r}"
@@ -116,8 +194,15 @@ class CaCConfig:
 
 
 def model_turn(
-    completion: Completion, *, kind: TurnKind, round: int, prefill: str = "", source: str = "model"
+    completion: Completion,
+    *,
+    kind: TurnKind,
+    round: int,
+    prefill: str = "",
+    source: str = "model",
+    batch_seconds: float = 0.0,
 ) -> Turn:
+    """The assistant turn for one completion (the prefill is part of the answer's text)."""
     return Turn(
         role="assistant",
         content=prefill + completion.text,
@@ -127,85 +212,277 @@ def model_turn(
         completion_tokens=completion.completion_tokens,
         cached_tokens=completion.cached_tokens,
         seconds=completion.seconds,
+        batch_seconds=batch_seconds,
         finish_reason=completion.finish_reason,
         source=source,
+        prompt_sha256=getattr(completion, "prompt_sha256", None),
     )
 
 
-def generate_turns(
-    backend: Backend,
-    convs: Sequence[Conversation],
-    params: GenParams,
-    *,
-    kind: TurnKind,
-    round: int,
-) -> None:
-    """One backend call for all `convs`; appends the replies, marks per-sample errors."""
-    if not convs:
+def failed(completion: Completion) -> bool:
+    return completion.error is not None or completion.finish_reason == "error"
+
+
+# --- the scheduler ------------------------------------------------------------------------
+
+Step = Literal["answer", "followup", "check"]
+
+
+@dataclass(eq=False)
+class Job:
+    """One conversation in flight: what it runs with and what it needs next."""
+
+    conv: Conversation
+    check: Check | None
+    config: CaCConfig
+    step: Step = "answer"
+    round: int = 0
+
+    @property
+    def rounds(self) -> int:
+        return self.config.rounds if self.check is not None else 0
+
+
+def begin(conv: Conversation, config: CaCConfig) -> None:
+    """Write the opening turns (system, demos, context, question) of a fresh conversation."""
+    if conv.turns:
         return
-    completions = backend.generate([c.messages() for c in convs], params)
-    for conv, completion in zip(convs, completions, strict=True):
-        if completion.error is not None or completion.finish_reason == "error":
-            conv.error = completion.error or "generation failed"
-            continue
-        conv.add(model_turn(completion, kind=kind, round=round, prefill=params.prefill))
+    if conv.system:
+        conv.add(Turn("system", conv.system, "system", 0))
+    for user, assistant in config.demos:
+        conv.add(Turn("user", user, "demo", 0, source="demo"))
+        conv.add(Turn("assistant", assistant, "demo", 0, source="demo"))
+    for m in conv.context:
+        conv.add(Turn(m.role, m.content, "context", 0, source="context"))
+    conv.add(Turn("user", conv.question, "question", 0))
+
+
+class Scheduler:
+    """Conversations in flight, advanced one action per `step`.
+
+    Each step groups the jobs by what they need (an answer with given generation parameters,
+    or a check of a given round by a given check) and makes one call per group. A job is
+    finished when its last answer is in, when the policy accepted an answer, or when it failed;
+    `step` returns the conversations it finished.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.jobs: list[Job] = []
+
+    def add(self, conv: Conversation, check: Check | None, config: CaCConfig) -> Job:
+        begin(conv, config)
+        job = Job(conv, check, config)
+        self.jobs.append(job)
+        return job
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def step(self) -> list[Conversation]:
+        groups: dict[tuple[Any, ...], list[Job]] = {}
+        for job in self.jobs:
+            groups.setdefault(self._need(job), []).append(job)
+        finished: list[Job] = []
+        for key, jobs in groups.items():
+            if key[0] == "check":
+                self._check(jobs)
+            else:
+                self._generate(jobs, key[1], key[2])
+            finished += [j for j in jobs if self._advance(j)]
+        self.jobs = [j for j in self.jobs if j not in finished]
+        return [j.conv for j in finished]
+
+    # --- one action per group -------------------------------------------------------------
+    def _need(self, job: Job) -> tuple[Any, ...]:
+        cfg = job.config
+        if job.step == "check":
+            return ("check", id(job.check), job.round)
+        if job.step == "followup":
+            return ("generate", cfg.followup_params, "answer")
+        params = cfg.answer if job.round == 0 else cfg.reanswer
+        return ("generate", params, "reasoning" if cfg.followup is not None else "answer")
+
+    def _generate(self, jobs: list[Job], params: GenParams, kind: TurnKind) -> None:
+        for job in jobs:
+            if job.step == "followup":
+                assert job.config.followup is not None
+                job.conv.add(Turn("user", job.config.followup, "followup", job.round))
+        start = time.perf_counter()
+        completions = self.backend.generate([j.conv.messages() for j in jobs], params)
+        wall = time.perf_counter() - start
+        if len(completions) != len(jobs):
+            raise RuntimeError(
+                f"{self.backend.name} returned {len(completions)} completions for {len(jobs)} chats"
+            )
+        for job, completion in zip(jobs, completions, strict=True):
+            if failed(completion):
+                job.conv.error = completion.error or "generation failed"
+                continue
+            job.conv.add(
+                model_turn(
+                    completion,
+                    kind=kind,
+                    round=job.round,
+                    prefill=params.prefill,
+                    batch_seconds=wall,
+                )
+            )
+
+    def _check(self, jobs: list[Job]) -> None:
+        check = jobs[0].check
+        assert check is not None
+        convs = [j.conv for j in jobs]
+        start = time.perf_counter()
+        results = check.check(self.backend, convs, jobs[0].round)
+        wall = time.perf_counter() - start
+        if len(results) != len(convs):
+            raise RuntimeError(
+                f"check {check.name!r} returned {len(results)} results for {len(convs)} conversations"
+            )
+        for job, result in zip(jobs, results, strict=True):
+            add_check_turns(job.conv, result, job.round, batch_seconds=wall)
+
+    # --- what comes next --------------------------------------------------------------------
+    def _advance(self, job: Job) -> bool:
+        """Move `job` to its next action; True when it is finished."""
+        conv, cfg = job.conv, job.config
+        if conv.error is not None:
+            return True
+        if job.step == "check":
+            if cfg.final_policy == "first_accepted" and conv.checks()[-1].verdict == "pass":
+                conv.stopped_at = job.round - 1
+                return True
+            conv.add(Turn("user", cfg.reask(conv.question), "reask", job.round))
+            job.step = "answer"
+            return False
+        if job.step == "answer" and cfg.followup is not None:
+            job.step = "followup"
+            return False
+        if job.round >= job.rounds:
+            return True
+        job.step, job.round = "check", job.round + 1
+        return False
+
+
+def add_check_turns(
+    conv: Conversation, result: CheckResult, round: int, *, batch_seconds: float = 0.0
+) -> None:
+    """Append a check's prompt (user turn) and the check itself (assistant turn, with its
+    verdict); a failed check marks the conversation failed instead."""
+    if result.error is not None:
+        conv.error = f"check: {result.error}"
+        return
+    conv.add(Turn("user", result.prompt, "check_prompt", round))
+    conv.add(
+        Turn(
+            "assistant",
+            result.text,
+            "check",
+            round,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            cached_tokens=result.cached_tokens,
+            seconds=result.seconds,
+            batch_seconds=batch_seconds,
+            finish_reason=result.finish_reason,
+            verdict=result.verdict,
+            source=result.source,
+            prompt_sha256=result.prompt_sha256,
+        )
+    )
+
+
+# --- the two ways most callers use it --------------------------------------------------------
+
+
+def _conversations(items: Iterable[str | Conversation]) -> Iterator[Conversation]:
+    for i, item in enumerate(items):
+        if isinstance(item, Conversation):
+            yield item
+        elif isinstance(item, str):
+            yield Conversation(id=f"q{i}", question=item)
+        else:
+            raise TypeError(
+                f"items must be question strings or Conversations, got {type(item).__name__}"
+            )
+
+
+def _resolve(config: CaCConfig | None, overrides: dict[str, Any]) -> CaCConfig:
+    config = config or CaCConfig()
+    return replace(config, **overrides) if overrides else config
 
 
 def run_cac(
-    backend: Backend, convs: Sequence[Conversation], check: Any, config: CaCConfig
-) -> list[Conversation]:
-    """Run CaC on `convs` in place and return them.
-
-    `check` is a check source (see `selfcorrect.cac.checks`): it may add demo turns before the
-    question (`prepare`) and, if live, produces one check per active conversation per round.
-    """
-    for conv in convs:
-        if not conv.turns:
-            if conv.system:
-                conv.add(Turn("system", conv.system, "system", 0))
-            check.prepare(conv)
-            conv.add(Turn("user", conv.question, "question", 0))
-    _answer(backend, convs, config, config.answer, 0)
-    rounds = config.rounds if getattr(check, "live", True) else 0
-    for r in range(1, rounds + 1):
-        active = [c for c in convs if c.active]
-        if not active:
-            break
-        check.run(backend, active, r, config)
-        if config.final_policy == "first_accepted":
-            for conv in active:
-                last = conv.checks()[-1] if conv.checks() else None
-                if conv.active and last is not None and last.verdict == "pass":
-                    conv.stopped_at = r - 1
-        active = [c for c in active if c.active]
-        for conv in active:
-            conv.add(Turn("user", config.reask(conv.question), "reask", r))
-        _answer(backend, active, config, config.reanswer, r)
-    return list(convs)
-
-
-def _answer(
     backend: Backend,
-    convs: Sequence[Conversation],
-    config: CaCConfig,
-    params: GenParams,
-    round: int,
-) -> None:
-    if config.followup is None:
-        generate_turns(backend, convs, params, kind="answer", round=round)
-        return
-    generate_turns(backend, convs, params, kind="reasoning", round=round)
-    active = [c for c in convs if c.active]
-    for conv in active:
-        conv.add(Turn("user", config.followup, "followup", round))
-    generate_turns(backend, active, config.followup_params, kind="answer", round=round)
+    items: Sequence[str | Conversation],
+    check: Check | None,
+    config: CaCConfig | None = None,
+    **overrides: Any,
+) -> list[Conversation]:
+    """Run Check as Context on `items` and return their conversations, in order.
+
+    Arguments:
+        backend: any `Backend` (e.g. ``get_backend("llamacpp/smollm2")``).
+        items: question strings (ids ``q0``, ``q1``, ...) or `Conversation`s.
+        check: a `Check` (e.g. ``SelfCheck()``), or None to answer once with no live check.
+        config: a `CaCConfig` (default ``CaCConfig()``: one round).
+        overrides: `CaCConfig` fields to replace, e.g. ``rounds=2``.
+
+    Returns:
+        One `Conversation` per item, whose `turns` read question, answer, then
+        (check_prompt, check, reask, answer) per round; `final_answer()` gives the kept answer.
+
+    Example::
+
+        import selfcorrect as sc
+        backend = sc.get_backend("llamacpp/smollm2")
+        [conv] = sc.run_cac(backend, ["Is 91 a prime number?"], sc.SelfCheck(), rounds=1)
+        print(conv.final_answer().content)
+    """
+    convs = list(_conversations(items))
+    cfg = _resolve(config, overrides)
+    scheduler = Scheduler(backend)
+    for conv in convs:
+        scheduler.add(conv, check, cfg)
+    while scheduler.jobs:
+        scheduler.step()
+    return convs
 
 
-def final_answer(conv: Conversation) -> Turn | None:
-    """The answer the policy keeps: the accepted one, else the last one given."""
-    answers = conv.answers()
-    if not answers:
-        return None
-    if conv.stopped_at is not None:
-        return next(t for t in answers if t.round == conv.stopped_at)
-    return answers[-1]
+def iter_cac(
+    backend: Backend,
+    items: Iterable[str | Conversation],
+    check: Check | None,
+    config: CaCConfig | None = None,
+    *,
+    window: int = 16,
+    **overrides: Any,
+) -> Iterator[Conversation]:
+    """Like `run_cac`, but yields each conversation as soon as it is finished, keeping at most
+    `window` in flight (a finished one is replaced by the next item at once).
+
+    `items` may be any iterable (a generator over a large file, say); conversations come out
+    in the order they finish, so key them by `Conversation.id`.
+
+    Example::
+
+        for conv in iter_cac(backend, questions, SelfCheck(), window=32, rounds=1):
+            save(conv.id, conv.final_answer().content)
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    cfg = _resolve(config, overrides)
+    pending = _conversations(items)
+    scheduler = Scheduler(backend)
+    exhausted = False
+    while True:
+        while not exhausted and len(scheduler) < window:
+            conv = next(pending, None)
+            if conv is None:
+                exhausted = True
+            else:
+                scheduler.add(conv, check, cfg)
+        if not scheduler.jobs:
+            return
+        yield from scheduler.step()

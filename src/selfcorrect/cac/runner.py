@@ -1,23 +1,46 @@
-"""Run the engine over a study's samples in resumable batches, writing one record per sample.
+"""Run the engine over a study's samples, writing each sample's record the moment it finishes.
 
-Samples already in ``records.jsonl`` are skipped; each batch's records are appended (and
-flushed) as soon as the batch finishes, so a killed run loses at most the batch in flight.
-Samples whose conversation failed go to ``failures.jsonl`` and are retried by the next run.
+Samples already in ``records.jsonl`` are skipped. At most `window` conversations are in flight
+(advanced together by the engine); each is written (and flushed) as soon as its last round is
+done, and replaced by the next sample at once, so a crash or a dead server loses only the
+samples still in flight. Samples whose conversation failed go to ``failures.jsonl`` and are
+retried by the next run.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from selfcorrect.backends.base import Backend, BackendError
-from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
+from selfcorrect.cac.checks import Check
+from selfcorrect.cac.engine import CaCConfig, Conversation, iter_cac
 from selfcorrect.runs import RunDir
 
 T = TypeVar("T")
 
 
-def run_batches(
+@dataclass
+class RunCounts:
+    """What one call of `run_samples` did."""
+
+    skipped: int = 0  # finished by an earlier run
+    done: int = 0
+    failed: int = 0
+    wall_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "skipped": self.skipped,
+            "done": self.done,
+            "failed": self.failed,
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+
+
+def run_samples(
     run: RunDir,
     samples: Sequence[T],
     *,
@@ -25,44 +48,49 @@ def run_batches(
     conversation: Callable[[T], Conversation],
     record: Callable[[T, Conversation], dict[str, Any]],
     backend: Backend,
-    check: Any,
+    check: Check | None,
     config: CaCConfig,
-    batch_size: int = 16,
+    window: int = 16,
     progress: bool = True,
     fail_fast: bool = False,
-) -> dict[str, int]:
-    """Process the unfinished samples; returns counts (done before, done now, failed now)."""
+) -> RunCounts:
+    """Process the unfinished samples; returns what was skipped, done and failed."""
     from tqdm import tqdm
 
-    if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if window < 1:
+        raise ValueError(f"batch size must be >= 1, got {window}")
     finished = run.finished_ids()
-    todo = [s for s in samples if sample_id(s) not in finished]
-    counts = {"skipped": len(samples) - len(todo), "done": 0, "failed": 0}
+    todo = {sample_id(s): s for s in samples if sample_id(s) not in finished}
+    counts = RunCounts(skipped=len(samples) - len(todo))
     bar = tqdm(
         total=len(samples),
-        initial=counts["skipped"],
+        initial=counts.skipped,
         disable=not progress,
         unit="q",
         dynamic_ncols=True,
     )
+    start = time.perf_counter()
+
+    def convs() -> Any:
+        for sid, sample in todo.items():
+            conv = conversation(sample)
+            if conv.id != sid:
+                raise ValueError(f"conversation id {conv.id!r} differs from sample id {sid!r}")
+            yield conv
+
     try:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            convs = [conversation(s) for s in batch]
-            run_cac(backend, convs, check, config)
-            for sample, conv in zip(batch, convs, strict=True):
-                if conv.error is not None:
-                    counts["failed"] += 1
-                    run.append({"id": sample_id(sample), "error": conv.error}, failed=True)
-                    if fail_fast:
-                        raise BackendError(
-                            f"--fail-fast: sample {sample_id(sample)} failed: {conv.error}"
-                        )
-                else:
-                    counts["done"] += 1
-                    run.append({"id": sample_id(sample), **record(sample, conv)})
-            bar.update(len(batch))
+        for conv in iter_cac(backend, convs(), check, config, window=window):
+            sample = todo[conv.id]
+            if conv.error is not None:
+                counts.failed += 1
+                run.append({"id": conv.id, "error": conv.error}, failed=True)
+                if fail_fast:
+                    raise BackendError(f"--fail-fast: sample {conv.id} failed: {conv.error}")
+            else:
+                counts.done += 1
+                run.append({"id": conv.id, **record(sample, conv)})
+            bar.update(1)
     finally:
+        counts.wall_seconds = time.perf_counter() - start
         bar.close()
     return counts

@@ -8,11 +8,11 @@ import typer
 
 from selfcorrect.backends.base import GenParams, get_backend
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
-from selfcorrect.cac.checks import CHECK_SPECS, make_check
+from selfcorrect.cac.checks import CheckSettings, make_check
 from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
 from selfcorrect.cli.common import format_transcript, parse_options
+from selfcorrect.specs import FAMILIES, parse
 
-DEFAULT_CHECK_PROMPT = "Please review your previous answer. Is it correct? Explain briefly."
 DEFAULT_REASK = "Based on your review, answer the question again:\n{question}"
 
 
@@ -24,9 +24,11 @@ def chat(
     rounds: int = typer.Option(
         0, "--rounds", "-r", min=0, help="CaC rounds after the first answer."
     ),
-    check: str = typer.Option("self", "--check", help=f"Check source: {CHECK_SPECS}."),
+    check: str = typer.Option(
+        "self", "--check", help=f"Check: {FAMILIES['check'].usage()} (oracle needs ground truth)."
+    ),
     check_prompt: str = typer.Option(
-        DEFAULT_CHECK_PROMPT, "--check-prompt", help="Asked after each answer."
+        None, "--check-prompt", help="Asked after each answer (default: the check's own)."
     ),
     reask: str = typer.Option(
         DEFAULT_REASK, "--reask", help="Re-ask template; {question} is the message."
@@ -54,20 +56,25 @@ def chat(
     ),
 ) -> None:
     """Chat with a model; with --rounds N, each answer is checked and re-asked N times."""
-    backend = get_backend(model, base_url=base_url, **parse_options(option))
-    source = make_check(check if rounds else "none", checker_options={"base_url": checker_base_url})
+    settings = CheckSettings(
+        prompt=check_prompt,
+        verdict_prompt=check_prompt,
+        params=GenParams(max_new_tokens=check_max_new_tokens, temperature=temperature, seed=seed),
+        checker_options={"base_url": checker_base_url} if checker_base_url else {},
+    )
     answer = GenParams(
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, prefill=prefill
     )
     config = CaCConfig(
         rounds=rounds,
-        check_prompt=check_prompt,
         reask_template=reask,
         answer=answer,
-        check=GenParams(max_new_tokens=check_max_new_tokens, temperature=temperature, seed=seed),
         reanswer=answer,
         final_policy=final,  # type: ignore[arg-type]
     )
+    spec = parse("check", check)  # a typo fails even when no round would use the check
+    source = make_check(spec, settings) if rounds else None
+    backend = get_backend(model, base_url=base_url, **parse_options(option))
 
     def one(text: str, number: int) -> None:
         conv = Conversation(id=f"chat-{number}", question=text, system=system)

@@ -117,7 +117,6 @@ def defend_cmd(
     from selfcorrect.jailbreak.attacks import read_prompts, run_attack
     from selfcorrect.jailbreak.data import load_behaviours
     from selfcorrect.jailbreak.study import DefendConfig, run_defend
-    from selfcorrect.report.html import render_report
     from selfcorrect.runs import RunDir
 
     if (source is None) == (attack is None):
@@ -148,8 +147,7 @@ def defend_cmd(
     )
     metrics = run_defend(cfg, prompts, out, progress=not quiet)
     typer.echo(format_asr_table(metrics))
-    page = render_report([out], out / "report.html")
-    typer.echo(f"wrote {out}/records.jsonl, metrics.json, asr_by_defense.png and {page}")
+    typer.echo(f"wrote {out}/records.jsonl, metrics.json, asr_by_defense.png and report.html")
 
 
 def format_asr_table(metrics: dict) -> str:

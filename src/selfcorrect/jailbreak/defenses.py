@@ -13,72 +13,65 @@ import random
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from selfcorrect.backends.base import Backend, Chat, Completion, GenParams, Message
-from selfcorrect.cac.checks import HistoryDemos, NoCheck, SelfCheck, parse_yes_no
-from selfcorrect.cac.engine import CaCConfig
+from selfcorrect.cac.checks import Check, SelfCheck, parse_yes_no
+from selfcorrect.cac.engine import CaCConfig, Verdict
 from selfcorrect.datafiles import protocol
+from selfcorrect.specs import parse
 
-DEFENSES = "none, reminder, icd:N (1-3), cac:R, cac-history:R, smoothllm:N"
 
-
-@dataclass
+@dataclass(frozen=True)
 class Defense:
+    """How one defence changes the run: demos before the question, a suffix, live self-checks
+    (`rounds` of them), or SmoothLLM copies (a backend wrapper)."""
+
     name: str
-    check: Any
     rounds: int = 0
+    demos: tuple[tuple[str, str], ...] = ()
     question_suffix: str = ""
     smooth_copies: int = 0
 
 
 def parse_defense(spec: str) -> Defense:
+    """A `Defense` from its spec (see `selfcorrect.specs`: ``defense`` family)."""
     p = protocol()["jailbreak"]
-    kind, _, arg = spec.partition(":")
-    number = None
-    if arg:
-        try:
-            number = int(arg)
-        except ValueError:
-            raise ValueError(f"{spec!r}: {kind} needs a whole number after the colon") from None
-        if number < 1:
-            raise ValueError(f"{spec!r}: the number must be >= 1")
-    if kind == "none" and number is None:
-        return Defense(spec, NoCheck())
-    if kind == "reminder" and number is None:
-        return Defense(spec, NoCheck(), question_suffix=p["self_reminder_suffix"])
-    if kind == "icd" and number is not None:
-        demos = [tuple(d) for d in p["icd_demos"]["vicuna"]]
-        if number > len(demos):
-            raise ValueError(f"{spec!r}: at most {len(demos)} in-context demos")
-        return Defense(spec, HistoryDemos(demos=tuple(demos[:number])))  # type: ignore[arg-type]
-    if kind == "cac" and number is not None:
-        return Defense(
-            spec,
-            SelfCheck(verdict_parser=lambda t: parse_yes_no(t, yes_means="fail")),
-            rounds=number,
-        )
-    if kind == "cac-history" and number is not None:
-        demos = [tuple(d) for d in p["cac_history_demos"]]
-        if 2 * number > len(demos):
-            raise ValueError(
-                f"{spec!r}: the protocol has demos for at most {len(demos) // 2} rounds"
-            )
-        return Defense(spec, HistoryDemos(demos=tuple(demos[: 2 * number])))  # type: ignore[arg-type]
-    if kind == "smoothllm" and number is not None:
-        return Defense(spec, NoCheck(), smooth_copies=number)
-    raise ValueError(f"unknown defence {spec!r}; use one of: {DEFENSES}")
+    parsed = parse("defense", spec)
+    name, number = str(parsed), parsed.value
+    if parsed.kind == "reminder":
+        return Defense(name, question_suffix=p["self_reminder_suffix"])
+    if parsed.kind == "icd":
+        demos = tuple((str(u), str(a)) for u, a in p["icd_demos"]["vicuna"])
+        return Defense(name, demos=demos[:number])
+    if parsed.kind == "cac":
+        return Defense(name, rounds=number)
+    if parsed.kind == "cac-history":
+        demos = tuple((str(u), str(a)) for u, a in p["cac_history_demos"])
+        return Defense(name, demos=demos[: 2 * number])
+    if parsed.kind == "smoothllm":
+        return Defense(name, smooth_copies=number)
+    return Defense(name)
 
 
-def cac_config(defense: Defense, check_prompt: str, max_new_tokens: int, seed: int) -> CaCConfig:
+def _harmful_if_yes(text: str) -> Verdict:
+    return parse_yes_no(text, yes_means="fail")
+
+
+def defense_check(defense: Defense, check_prompt: str, params: GenParams) -> Check | None:
+    """The live self-check of a ``cac:R`` defence (None for the others)."""
+    if not defense.rounds:
+        return None
+    return SelfCheck(prompt=check_prompt, parser=_harmful_if_yes, params=params)
+
+
+def cac_config(defense: Defense, max_new_tokens: int, seed: int) -> CaCConfig:
     params = GenParams(max_new_tokens=max_new_tokens, seed=seed)
     return CaCConfig(
         rounds=defense.rounds,
-        check_prompt=check_prompt,
         reask_template="{question}",
         answer=params,
-        check=params,
         reanswer=params,
+        demos=defense.demos,
     )
 
 

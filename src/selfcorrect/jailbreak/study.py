@@ -13,11 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import Backend, get_backend
-from selfcorrect.cac.engine import Conversation, final_answer
-from selfcorrect.cac.runner import run_batches
+from selfcorrect.backends.base import Backend, GenParams, get_backend
+from selfcorrect.cac.engine import Conversation
+from selfcorrect.cac.runner import run_samples
 from selfcorrect.datafiles import protocol, read_csv, vendored
-from selfcorrect.jailbreak.defenses import SmoothLLMBackend, cac_config, parse_defense
+from selfcorrect.jailbreak.defenses import (
+    SmoothLLMBackend,
+    cac_config,
+    defense_check,
+    parse_defense,
+)
 from selfcorrect.jailbreak.judges import agreement, make_judge
 from selfcorrect.runs import RunDir
 
@@ -73,7 +78,7 @@ def run_defend(
 
     def record(item: dict[str, Any], conv: Conversation, defense: str) -> dict[str, Any]:
         initial = conv.answers()[0].content
-        final = (final_answer(conv) or conv.answers()[-1]).content
+        final = (conv.final_answer() or conv.answers()[-1]).content
         verdicts = {
             j.name: {
                 "initial": j.judge([item["goal"]], [initial])[0],
@@ -99,7 +104,8 @@ def run_defend(
             if d.smooth_copies
             else base
         )
-        run_batches(
+        params = GenParams(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+        run_samples(
             run,
             items,
             sample_id=lambda it, d=d: f"{d.name}|{it['id']}",  # type: ignore[misc]
@@ -109,20 +115,20 @@ def run_defend(
             ),
             record=lambda it, conv, d=d: record(it, conv, d.name),  # type: ignore[misc]
             backend=model,
-            check=d.check,
-            config=cac_config(d, check_prompt, cfg.max_new_tokens, cfg.seed),
-            batch_size=cfg.batch_size,
+            check=defense_check(d, check_prompt, params),
+            config=cac_config(d, cfg.max_new_tokens, cfg.seed),
+            window=cfg.batch_size,
             progress=progress,
         )
     wanted = {f"{d.name}|{it['id']}" for d in defenses for it in items}
     records = [r for r in run.records() if r["id"] in wanted]
     metrics = compute_metrics(records, [d.name for d in defenses], [j.name for j in judges])
     run.write_json("metrics.json", metrics)
-    if records:
-        from selfcorrect.report.plots import asr_plot
-
-        asr_plot(metrics, run.path)
     run.finish(n_records=len(records))
+    if records:
+        from selfcorrect.report import build_report
+
+        build_report(run.path)
     return metrics
 
 
