@@ -4,8 +4,8 @@ Reads run directories only (never calls a model or trains). Figures are embedded
 styles are inline, there is no JavaScript: the file can be mailed and opened offline. Every text
 that comes from a run (model output, config values) is HTML-escaped.
 
-Recognised directories: BBQ runs (``config.yaml`` with ``study: bbq``), BBQ ablation grids
-(``ablation.json``), theory panels (``curves.csv``) and construction checks (``construct.json``).
+Which section renders a directory follows the ``study`` field of its ``config.yaml`` (see
+`selfcorrect.report.build`).
 """
 
 from __future__ import annotations
@@ -15,30 +15,10 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-import yaml
-
 from selfcorrect import __version__
+from selfcorrect.report.build import kind_of
 from selfcorrect.report.fmt import CSS
 from selfcorrect.report.sections import SECTIONS, TITLES, bbq_comparison
-
-
-def kind_of(folder: Path) -> str:
-    if (folder / "ablation.json").exists():
-        return "ablation"
-    if (folder / "construct.json").exists():
-        return "construct"
-    if (folder / "curves.csv").exists():
-        return "theory"
-    config = folder / "config.yaml"
-    study = (yaml.safe_load(config.read_text()) or {}).get("study") if config.exists() else None
-    if study == "bbq":
-        return "bbq"
-    if study == "jailbreak-defend":
-        return "jailbreak"
-    raise ValueError(
-        f"{folder}: not a run directory this report knows (no BBQ config, curves.csv, "
-        "construct.json or ablation.json)"
-    )
 
 
 def render_report(

@@ -327,3 +327,28 @@ def asr_plot(metrics: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title(f"judge: {j}")
         ax.legend(fontsize=8)
     return save(fig, out, "asr_by_defense")
+
+
+def _training_log(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def training_curves(log: Path, out: Path) -> list[Path]:
+    """Training loss and evaluation error (at t = 15) against step, from ``train_log.csv``."""
+    plt = _plt()
+    rows = _training_log(log)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    steps = [int(r["step"]) for r in rows]
+    left.plot(steps, [float(r["loss"]) for r in rows], color=OKABE_ITO[0], lw=0.8)
+    left.set_xlabel("step")
+    left.set_ylabel("training PL loss")
+    evals = [(int(r["step"]), float(r["eval_error_t"])) for r in rows if r.get("eval_error_t")]
+    right.plot([s for s, _ in evals], [e for _, e in evals], marker=".", color=OKABE_ITO[1])
+    right.set_xlabel("step")
+    right.set_ylabel("evaluation error at t = 15")
+    right.set_ylim(bottom=0)
+    fig.suptitle(f"Training run {out.name}")
+    return save(fig, out, "training")

@@ -375,7 +375,92 @@ def _jailbreak_section(folder: Path) -> str:
     )
 
 
+def _training_section(folder: Path) -> str:
+    with open(folder / "train_log.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    evals = [r for r in rows if r.get("eval_error_t")]
+    last = rows[-1] if rows else {}
+    summary = [
+        ("steps done", last.get("step", 0)),
+        ("training seconds", last.get("seconds", "")),
+        ("last loss", last.get("loss", "")),
+        ("last evaluation error at t = 15", evals[-1]["eval_error_t"] if evals else ""),
+    ]
+    return _table(["", ""], summary, left=2) + _figures(folder)
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    """Complete JSON lines of a run file (split on newlines only; a torn last line is skipped)."""
+    if not path.exists():
+        return []
+    complete = path.read_bytes().rpartition(b"\n")[0]
+    out = []
+    for line in complete.split(b"\n"):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def _serve_section(folder: Path) -> str:
+    ok = _jsonl(folder / "records.jsonl")
+    failed = _jsonl(folder / "failures.jsonl")
+    verdicts: dict[str, int] = {}
+    for r in ok:
+        for t in r.get("turns", []):
+            if t.get("kind") == "check":
+                verdicts[str(t.get("verdict"))] = verdicts.get(str(t.get("verdict")), 0) + 1
+    tokens = sum(r.get("usage", {}).get("total_tokens", 0) for r in ok)
+    summary = [
+        ("requests answered", len(ok)),
+        ("requests failed (error status sent)", len(failed)),
+        (
+            "checks by verdict",
+            ", ".join(f"{k}: {v}" for k, v in sorted(verdicts.items())) or "none",
+        ),
+        (
+            "answer kept from round",
+            ", ".join(
+                f"{k}: {v}" for k, v in sorted(_count(r.get("kept_round") for r in ok).items())
+            )
+            or "none",
+        ),
+        ("tokens (all rounds)", f"{tokens:,}"),
+    ]
+    shown = []
+    for r in ok[-10:]:
+        question = next(
+            (t["content"] for t in r.get("turns", []) if t.get("kind") == "question"), ""
+        )
+        shown.append(
+            f"<details><summary>{escape(r['id'])} · {escape(question[:80])}</summary>"
+            f"{_turns_html(r)}</details>"
+        )
+    errors = [(r.get("id", ""), r.get("error", "")) for r in failed[-10:]]
+    return (
+        _table(["", ""], summary, left=2)
+        + "<h3>Latest requests</h3>"
+        + ("".join(shown) or "<p class='muted'>none</p>")
+        + (
+            "<h3>Latest failures</h3>" + _table(["request", "error"], errors, left=2)
+            if errors
+            else ""
+        )
+    )
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[str(v)] = counts.get(str(v), 0) + 1
+    return counts
+
+
 SECTIONS: dict[str, Callable[[Path], str]] = {
+    "serve": _serve_section,
+    "training": _training_section,
     "bbq": _bbq_section,
     "theory": _theory_section,
     "construct": _construct_section,
@@ -383,6 +468,8 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
     "jailbreak": _jailbreak_section,
 }
 TITLES = {
+    "serve": "Served requests (selfcorrect serve)",
+    "training": "Theory training run",
     "bbq": "BBQ study",
     "jailbreak": "Jailbreak defences",
     "theory": "Theory lab panel",
