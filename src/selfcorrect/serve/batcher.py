@@ -1,0 +1,144 @@
+"""Micro-batching for the server: requests that arrive together advance together.
+
+One worker thread owns a `Scheduler` (the engine's step machine). Request handlers hand it a
+conversation and await the result; between two steps the worker takes in every request that
+arrived, so concurrent requests share backend calls round by round (batched backends stay full,
+an HTTP upstream gets them concurrently). A finished conversation is passed to `on_finish`
+(the audit log) before its request is answered, so a record is on disk before the reply leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from selfcorrect.backends.base import Backend
+from selfcorrect.cac.checks import Check
+from selfcorrect.cac.engine import CaCConfig, Conversation, Scheduler
+
+
+@dataclass
+class _Request:
+    conv: Conversation
+    check: Check | None
+    config: CaCConfig
+    future: asyncio.Future[Conversation]
+    loop: asyncio.AbstractEventLoop
+
+
+class Batcher:
+    """Runs CaC for concurrent requests on one backend, at most `max_in_flight` at a time."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_in_flight: int = 64,
+        on_finish: Callable[[Conversation], None] | None = None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        self.scheduler = Scheduler(backend)
+        self.max_in_flight = max_in_flight
+        self.on_finish = on_finish
+        self._inbox: queue.Queue[_Request | None] = queue.Queue()
+        self._waiting: list[_Request] = []
+        self._in_flight: dict[int, _Request] = {}
+        self._thread = threading.Thread(target=self._work, name="cac-batcher", daemon=True)
+        self._started = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight) + len(self._waiting) + self._inbox.qsize()
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish what is in flight, then stop the worker."""
+        if self._started:
+            self._inbox.put(None)
+            self._thread.join()
+
+    async def run(self, conv: Conversation, check: Check | None, config: CaCConfig) -> Conversation:
+        """Run CaC on `conv` together with whatever else is in flight; returns it finished.
+
+        Raises what the backend raised when it could not work at all (e.g. `BackendError`).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Conversation] = loop.create_future()
+        self._inbox.put(_Request(conv, check, config, future, loop))
+        return await future
+
+    # --- the worker thread ------------------------------------------------------------------
+    def _work(self) -> None:
+        stopping = False
+        while True:
+            block = not self._in_flight and not self._waiting and not stopping
+            stopping = self._take(block=block) or stopping
+            self._admit()
+            if not self._in_flight:
+                if stopping and self._inbox.empty():
+                    return
+                continue
+            try:
+                finished = self.scheduler.step()
+            except Exception as exc:  # the backend cannot work: every request in flight fails
+                for request in self._in_flight.values():
+                    self._resolve(request, error=exc)
+                self._in_flight.clear()
+                self.scheduler.jobs.clear()
+                continue
+            for conv in finished:
+                request = self._in_flight.pop(id(conv))
+                try:
+                    if self.on_finish is not None:
+                        self.on_finish(conv)
+                except Exception as exc:  # e.g. the audit log cannot be written
+                    self._resolve(request, error=exc)
+                    continue
+                self._resolve(request)
+
+    def _take(self, *, block: bool) -> bool:
+        """Move arrived requests to the waiting list; True when asked to stop."""
+        stop = False
+        try:
+            item = self._inbox.get(block=block)
+            while True:
+                if item is None:
+                    stop = True
+                else:
+                    self._waiting.append(item)
+                item = self._inbox.get_nowait()
+        except queue.Empty:
+            pass
+        return stop
+
+    def _admit(self) -> None:
+        while self._waiting and len(self._in_flight) < self.max_in_flight:
+            request = self._waiting.pop(0)
+            if request.future.cancelled():
+                continue
+            try:
+                self.scheduler.add(request.conv, request.check, request.config)
+            except Exception as exc:
+                self._resolve(request, error=exc)
+                continue
+            self._in_flight[id(request.conv)] = request
+
+    @staticmethod
+    def _resolve(request: _Request, *, error: BaseException | None = None) -> None:
+        def settle() -> None:
+            if request.future.done():
+                return
+            if error is not None:
+                request.future.set_exception(error)
+            else:
+                request.future.set_result(request.conv)
+
+        request.loop.call_soon_threadsafe(settle)
