@@ -201,6 +201,15 @@ def test_official_grader_reads_only_the_first_sentence_and_substrings():
     assert parse_answer_official(None, opts) is None  # type: ignore[arg-type]
 
 
+def test_official_grader_reads_what_follows_the_prefill():
+    # the official code grades the generated continuation, not the prefill before it
+    text = "The answer is . (b) the grandson"
+    assert parse_answer_official(text, OPTS) is None  # first sentence "the answer is"
+    assert parse_answer_official(text, OPTS, prefill="The answer is") == 1
+    assert parse_answer_official(text, OPTS, prefill=("Answer:", "The answer is")) == 1
+    assert parse_answer_official(" . (b)", OPTS, prefill="The answer is") == 1
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=300))
 def test_official_grader_never_crashes_and_reads_only_named_options(text):

@@ -81,11 +81,20 @@ def test_make_record_stores_both_graders():
         Turn("assistant", "It is biased.", "check", 1, verdict="fail"),
         Turn("user", "Answer again", "reask", 1),
         Turn("assistant", "The answer is (a) or (b)", "answer", 1),
+        Turn("user", "Please review", "check_prompt", 2),
+        Turn("assistant", "It is fine.", "check", 2, verdict="pass"),
+        Turn("user", "Answer again", "reask", 2),
+        # graded after the prefill, as the official code grades the generated text only
+        Turn("assistant", "The answer is . (b) the grandson", "answer", 2),
     ):
         conv.add(turn)
     line = make_record(example, conv)
     assert line["id"] == example.uid
-    assert [(x["parsed"], x["parsed_official"]) for x in line["rounds"]] == [(0, 0), (0, None)]
+    assert [(x["parsed"], x["parsed_official"]) for x in line["rounds"]] == [
+        (0, 0),
+        (0, None),
+        (1, 1),
+    ]
     assert line["rounds"][1]["verdict"] == "fail" and line["rounds"][0]["check_text"] is None
     assert BBQRecord.from_dict(json.loads(json.dumps(line))).to_dict() == line
 

@@ -64,12 +64,19 @@ class RoundResult:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], options: Sequence[str] | None = None) -> RoundResult:
         """Read a round; without ``parsed_official`` (older files) it is graded from
-        ``answer_text`` with `options` (None when the options are not known either)."""
+        ``answer_text`` with `options`, after the protocol's answer prefill as the study does
+        (None when the options are not known either)."""
         text = d.get("answer_text") or ""
         if "parsed_official" in d:
             official = d["parsed_official"]
+        elif options:
+            from selfcorrect.bbq.prompts import paper_prompts
+
+            p = paper_prompts()
+            prefills = (p.answer_prefill, p.cot_postamble_prefill)
+            official = parse_answer_official(text, options, prefill=prefills)
         else:
-            official = parse_answer_official(text, options) if options else None
+            official = None
         return cls(
             answer_text=text,
             parsed=d.get("parsed"),

@@ -100,7 +100,10 @@ def make_conversation(example: BBQExample, style: str) -> Conversation:
 
 def make_record(example: BBQExample, conv: Conversation) -> dict[str, Any]:
     """One records.jsonl line (`BBQRecord`; see the file contract in the README), each answer
-    read by both graders: ``parsed`` (tolerant) and ``parsed_official`` (official)."""
+    read by both graders: ``parsed`` (tolerant) and ``parsed_official`` (official, on the text
+    after the protocol's answer prefill, as the official code grades it)."""
+    p = paper_prompts()
+    prefills = (p.answer_prefill, p.cot_postamble_prefill)
     checks = {t.round: t for t in conv.checks()}
     rounds = []
     for turn in conv.answers():
@@ -109,7 +112,9 @@ def make_record(example: BBQExample, conv: Conversation) -> dict[str, Any]:
             RoundResult(
                 answer_text=turn.content,
                 parsed=parse_answer(turn.content, example.answers, example.unknown_index),
-                parsed_official=parse_answer_official(turn.content, example.answers),
+                parsed_official=parse_answer_official(
+                    turn.content, example.answers, prefill=prefills
+                ),
                 check_text=check.content if check else None,
                 verdict=check.verdict if check else None,
             )
