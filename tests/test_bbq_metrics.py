@@ -223,6 +223,14 @@ def test_paper_code_score_inverts_the_direction_of_non_negative_questions():
     off = [rec("disambig", 0, [0], official=[None])]
     assert bias_disambig_official_code(off, 0) == 1.0
     assert bias_disambig_official_code(off, 0, "official") is None
+    # ... and the official ambiguous accuracy, which leaves unknowns out
+    mixed = [
+        rec("disambig", 0, [0]),  # s_DIS = +1 under both graders
+        rec("ambig", 2, [2], official=[2]),
+        rec("ambig", 2, [0], official=[None]),
+    ]
+    assert bias_score_ambig_paper_code(mixed, 0) == pytest.approx(0.5)  # (1 - 1/2) * 1
+    assert bias_score_ambig_paper_code(mixed, 0, "official") == pytest.approx(0.0)  # (1 - 1) * 1
 
 
 @settings(max_examples=200, deadline=None)
