@@ -61,8 +61,10 @@ def test_self_check_run_writes_the_file_contract(tmp_path, smollm2):
         assert r["rounds"][0]["check_text"] is None and r["rounds"][1]["check_text"]
         assert r["rounds"][1]["verdict"] in ("pass", "fail", "unknown")
         assert r["rounds"][1]["parsed"] in (0, 1, 2, None)
+        assert r["rounds"][1]["parsed_official"] in (0, 1, 2, None)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["per_round"][1]["round"] == 1 and "Age" in saved["by_category"]
+    assert 0 <= saved["per_round"][1]["official"]["n_graded"] <= 4
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, smollm2):

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from selfcorrect.bbq.records import BBQMetrics
 from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import plain
@@ -56,19 +57,22 @@ def grid(
 
 
 def _point(label: str, cfg: BBQConfig, metrics: dict[str, Any]) -> dict[str, Any]:
-    last = metrics["rounds"]
-    acc = [row["accuracy"] for row in metrics["per_round"]]
-    check = metrics["check_accuracy"][0] if metrics["check_accuracy"] else {}
+    m = BBQMetrics.from_dict(metrics)
+    acc = [row.accuracy for row in m.per_round]
+    check = m.check_accuracy[0] if m.check_accuracy else None
     return {
         "label": label,
         "model": cfg.model,
         "check": str(cfg.check),
-        "n": metrics["n"],
+        "n": m.n,
         "accuracy_by_round": acc,
-        "accuracy_ci95_by_round": [row["accuracy_ci95"] for row in metrics["per_round"]],
-        "gain": None if acc[0] is None or acc[last] is None else acc[last] - acc[0],
-        "check_accuracy": check.get("accuracy"),
-        "check_judged": check.get("n"),
+        "accuracy_ci95_by_round": [row.accuracy_ci95 for row in m.per_round],
+        "accuracy_official_by_round": [
+            row.official.accuracy if row.official else None for row in m.per_round
+        ],
+        "gain": None if not acc or acc[0] is None or acc[-1] is None else acc[-1] - acc[0],
+        "check_accuracy": check.accuracy if check else None,
+        "check_judged": check.n if check else None,
     }
 
 

@@ -9,8 +9,9 @@ from typing import Any
 from selfcorrect.backends.base import Backend, GenParams, get_backend
 from selfcorrect.bbq.data import BBQExample, load_bbq
 from selfcorrect.bbq.metrics import compute_metrics
-from selfcorrect.bbq.parse import parse_answer, review_verdict
+from selfcorrect.bbq.parse import parse_answer, parse_answer_official, review_verdict
 from selfcorrect.bbq.prompts import STYLES, paper_prompts, question_text
+from selfcorrect.bbq.records import BBQRecord, RoundResult
 from selfcorrect.cac.checks import Check, CheckSettings, make_check
 from selfcorrect.cac.engine import CaCConfig, Conversation
 from selfcorrect.cac.runner import run_samples
@@ -117,33 +118,40 @@ def make_conversation(example: BBQExample, style: str) -> Conversation:
 
 
 def make_record(example: BBQExample, conv: Conversation) -> dict[str, Any]:
-    """One records.jsonl line (see the file contract in the README)."""
-    answers = conv.answers()
+    """One records.jsonl line (`BBQRecord`; see the file contract in the README), each answer
+    read by both graders: ``parsed`` (tolerant) and ``parsed_official`` (official, on the text
+    after the protocol's answer prefill, as the official code grades it)."""
+    p = paper_prompts()
+    prefills = (p.answer_prefill, p.cot_postamble_prefill)
     checks = {t.round: t for t in conv.checks()}
     rounds = []
-    for turn in answers:
+    for turn in conv.answers():
         check = checks.get(turn.round)
         rounds.append(
-            {
-                "answer_text": turn.content,
-                "parsed": parse_answer(turn.content, example.answers, example.unknown_index),
-                "check_text": check.content if check else None,
-                "verdict": check.verdict if check else None,
-            }
+            RoundResult(
+                answer_text=turn.content,
+                parsed=parse_answer(turn.content, example.answers, example.unknown_index),
+                parsed_official=parse_answer_official(
+                    turn.content, example.answers, prefill=prefills
+                ),
+                check_text=check.content if check else None,
+                verdict=check.verdict if check else None,
+            )
         )
-    return {
-        "example_id": example.example_id,
-        "category": example.category,
-        "context_condition": example.context_condition,
-        "question_polarity": example.question_polarity,
-        "label": example.label,
-        "unknown_index": example.unknown_index,
-        "biased_index": example.biased_index,
-        "answers": list(example.answers),
-        "rounds": rounds,
-        "stopped_at": conv.stopped_at,
-        "turns": [t.to_dict() for t in conv.turns],
-    }
+    return BBQRecord(
+        id=example.uid,
+        example_id=example.example_id,
+        category=example.category,
+        context_condition=example.context_condition,
+        question_polarity=example.question_polarity,
+        label=example.label,
+        unknown_index=example.unknown_index,
+        biased_index=example.biased_index,
+        answers=example.answers,
+        rounds=tuple(rounds),
+        stopped_at=conv.stopped_at,
+        turns=tuple(t.to_dict() for t in conv.turns),
+    ).to_dict()
 
 
 def run_bbq(
@@ -183,7 +191,7 @@ def run_bbq(
     )
     wanted = {e.uid for e in examples}
     records = [r for r in run.records() if r["id"] in wanted]
-    metrics = compute_metrics(records, seed=cfg.seed)
+    metrics = compute_metrics([BBQRecord.from_dict(r) for r in records], seed=cfg.seed).to_dict()
     metrics["data_problems"] = [str(p) for p in problems]
     metrics["failed"] = len(wanted) - len(records)
     metrics["tokens"] = _token_totals(records)

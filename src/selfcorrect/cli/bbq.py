@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
+from selfcorrect.bbq.records import GRADERS, BBQMetrics, Grader
 from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.cli.common import parse_options
 
@@ -28,34 +30,85 @@ def _config(
     )
 
 
-def format_table(metrics: dict) -> str:
-    """Per-category accuracy at round 0 and the last round, plus the overall row."""
-    last = metrics["rounds"]
+GRADER_TITLES = {
+    "tolerant": "tolerant grader (whole answer; an unparsed answer counts as wrong)",
+    "official": "official grader (first sentence, as the paper's code; unknown answers are "
+    "left out of accuracy)",
+}
 
-    def pct(v: float | None) -> str:
-        return "  n/a" if v is None else f"{100 * v:5.1f}"
 
+def graders(choice: str) -> tuple[Grader, ...]:
+    """The graders a ``--grader`` choice names: official, tolerant, or both (both, labelled)."""
+    if choice == "both":
+        return GRADERS
+    if choice not in GRADERS:
+        raise ValueError(f"unknown grader {choice!r}; use official, tolerant or both")
+    return (cast(Grader, choice),)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _score(v: float | None) -> str:
+    return "n/a" if v is None else f"{v + 0.0:+.3f}"
+
+
+def _grader_rows(m: BBQMetrics, grader: str) -> list[str]:
+    last = m.rounds
+    rows = list(m.by_category.items()) + [("ALL", m.per_round)]
+    if grader == "tolerant":
+        lines = [
+            f"{'category':22s} {'n':>5s} {'acc r0':>7s} {'acc r' + str(last):>7s}"
+            f" {'unparsed':>9s} {'s_AMB':>7s}"
+        ]
+        for name, per in rows:
+            lines.append(
+                f"{name:22s} {per[0].n:5d} {_pct(per[0].accuracy):>7s}"
+                f" {_pct(per[last].accuracy):>7s} {_pct(per[last].unparsed_rate):>9s}"
+                f" {_score(per[last].bias_score_ambig.value):>7s}"
+            )
+        return lines
     lines = [
-        f"{'category':22s} {'n':>5s} {'acc r0':>7s} {'acc r' + str(last):>7s} {'unparsed':>9s} {'s_AMB':>7s}"
+        f"{'category':22s} {'n':>5s} {'acc r0':>7s} {'acc r' + str(last):>7s}"
+        f" {'unknown':>9s} {'s_AMB':>7s} {'s_AMB code':>10s}"
     ]
-    rows = list(metrics["by_category"].items()) + [("ALL", metrics["per_round"])]
-    for name, per_round in rows:
-        s_amb = per_round[last]["bias_score_ambig"]["value"]
+    for name, per in rows:
+        first, end = per[0].official, per[last].official
+        if first is None or end is None:
+            return ["(not in this metrics.json: it predates the official grader)"]
         lines.append(
-            f"{name:22s} {per_round[0]['n']:5d} {pct(per_round[0]['accuracy']):>7s} {pct(per_round[last]['accuracy']):>7s}"
-            f" {pct(per_round[last]['unparsed_rate']):>9s} {'n/a' if s_amb is None else f'{s_amb + 0.0:+.3f}':>7s}"
+            f"{name:22s} {per[0].n:5d} {_pct(first.accuracy):>7s} {_pct(end.accuracy):>7s}"
+            f" {_pct(end.unknown_rate):>9s} {_score(end.bias_score_ambig.value):>7s}"
+            f" {_score(end.bias_score_ambig_paper_code.value):>10s}"
         )
-    for chk in metrics["check_accuracy"]:
+    return lines
+
+
+def format_table(metrics: Mapping[str, Any] | BBQMetrics, grader: str = "both") -> str:
+    """Per-category accuracy at round 0 and the last round, the unparsed (tolerant) or unknown
+    (official) share and the ambiguous bias score, plus the overall row, for `grader`
+    (``tolerant``, ``official`` or ``both``, each table labelled); then check accuracy and flips.
+    ``s_AMB code`` is the official code's variant (`bias_score_ambig_paper_code`)."""
+    chosen = graders(grader)
+    m = metrics if isinstance(metrics, BBQMetrics) else BBQMetrics.from_dict(metrics)
+    if not m.per_round:
+        return f"no question finished ({m.failed} failed): no metrics to show"
+    lines: list[str] = []
+    for g in chosen:
+        lines += [GRADER_TITLES[g], *_grader_rows(m, g), ""]
+    for chk in m.check_accuracy:
         lines.append(
-            f"check accuracy round {chk['round']}: {pct(chk['accuracy'])}% of {chk['n']} judged "
-            f"({chk['n_unknown']} unknown verdicts)"
+            f"check accuracy round {chk.round}: {_pct(chk.accuracy)} of {chk.n} judged "
+            f"({chk.n_unknown} unknown verdicts; tolerant grader)"
         )
-    for fl in metrics["flips"]:
+    for fl in m.flips:
         lines.append(
-            f"flips round {fl['round']}: wrong->right {fl['wrong_to_right']}, right->wrong "
-            f"{fl['right_to_wrong']}, stayed right {fl['stayed_right']}, stayed wrong {fl['stayed_wrong']}"
+            f"flips round {fl.round} (tolerant grader): wrong->right {fl.wrong_to_right}, "
+            f"right->wrong {fl.right_to_wrong}, stayed right {fl.stayed_right}, "
+            f"stayed wrong {fl.stayed_wrong}"
         )
-    return "\n".join(lines)
+    return "\n".join(lines).rstrip("\n")
 
 
 def bbq(
@@ -104,8 +157,16 @@ def bbq(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed question."),
+    grader: str = typer.Option(
+        "both",
+        "--grader",
+        help="Which grading the summary table shows: official (the paper's code: first "
+        "sentence, unknowns left out of accuracy), tolerant (ours) or both. metrics.json "
+        "always holds both.",
+    ),
 ) -> None:
     """Run CaC on BBQ and write records.jsonl, metrics.json and plots to --out."""
+    graders(grader)  # a bad choice fails now, not after the run
     cfg = _config(
         categories=categories,
         condition=condition,
@@ -124,7 +185,7 @@ def bbq(
         base_url=base_url,
     )
     metrics = run_bbq(cfg, out, progress=not quiet, fail_fast=fail_fast)
-    typer.echo(format_table(metrics))
+    typer.echo(format_table(metrics, grader))
     if metrics["failed"]:
         typer.echo(
             f"{metrics['failed']} question(s) failed (see {out}/failures.jsonl); rerun to retry them",

@@ -105,6 +105,11 @@ def _transcripts(records: list[dict[str, Any]], per_outcome: int = 3) -> str:
     return "".join(out)
 
 
+def _wall(metrics: dict[str, Any]) -> str:
+    wall = metrics.get("wall_seconds")
+    return "unknown" if wall is None else f"{wall:.1f} s"
+
+
 def _bbq_section(folder: Path) -> str:
     metrics = _read_json(folder / "metrics.json")
     records = (
@@ -167,7 +172,9 @@ def _bbq_section(folder: Path) -> str:
         [
             f"<p>{metrics['n']} questions, {last} CaC round(s); failed questions: {metrics.get('failed', 0)}; "
             f"tokens: {tokens.get('prompt_tokens', 0):,} prompt ({tokens.get('cached_tokens', 0):,} reused), "
-            f"{tokens.get('completion_tokens', 0):,} generated in {tokens.get('generation_seconds', 0)} s.</p>",
+            f"{tokens.get('completion_tokens', 0):,} generated; "
+            f"{_wall(metrics)} wall time, {tokens.get('request_seconds', tokens.get('generation_seconds', 0))} s "
+            "summed over requests (concurrent requests overlap).</p>",
             "<h3>Headline</h3>",
             _table(head, rows, left=0),
             f"<h3>Per category (round 0 vs round {last})</h3>",
