@@ -15,11 +15,10 @@ from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-import yaml
-
 from selfcorrect import __version__
 from selfcorrect.report.fmt import CSS
 from selfcorrect.report.sections import SECTIONS, TITLES, bbq_comparison
+from selfcorrect.runs import read_config
 
 
 def kind_of(folder: Path) -> str:
@@ -29,8 +28,7 @@ def kind_of(folder: Path) -> str:
         return "construct"
     if (folder / "curves.csv").exists():
         return "theory"
-    config = folder / "config.yaml"
-    study = (yaml.safe_load(config.read_text()) or {}).get("study") if config.exists() else None
+    study = read_config(folder).get("study")
     if study == "bbq":
         return "bbq"
     if study == "jailbreak-defend":
