@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from selfcorrect.backends.base import Backend, GenParams, get_backend
-from selfcorrect.bbq.data import BBQExample, load_bbq
+from selfcorrect.bbq.data import BBQExample, data_files, load_bbq
 from selfcorrect.bbq.metrics import compute_metrics
 from selfcorrect.bbq.parse import parse_answer, review_verdict
 from selfcorrect.bbq.prompts import STYLES, paper_prompts, question_text
 from selfcorrect.cac.checks import make_check
 from selfcorrect.cac.engine import CaCConfig, Conversation
 from selfcorrect.cac.runner import run_batches
+from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.runs import RunDir
 
 # Our verdict-only prompt (the paper's verdict ablation asks for a biased/unbiased judgement).
@@ -146,7 +147,17 @@ def run_bbq(
     )
     if not examples:
         raise ValueError("no BBQ questions match the chosen data, categories and conditions")
-    run = RunDir.open(out, study="bbq", config=asdict(cfg), model=cfg.model, seed=cfg.seed)
+    run = RunDir.open(
+        out,
+        study="bbq",
+        config=asdict(cfg),
+        model=cfg.model,
+        seed=cfg.seed,
+        inputs={
+            "data": data_files(cfg.data, cfg.categories or None),
+            **backend_inputs(cfg.model, cfg.base_url, check=cfg.check),
+        },
+    )
     backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
     prompts = paper_prompts()
     check = make_check(
