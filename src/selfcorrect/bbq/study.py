@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from selfcorrect.backends.base import Backend, GenParams, get_backend
-from selfcorrect.bbq.data import BBQExample, load_bbq
+from selfcorrect.bbq.data import BBQExample, data_files, load_bbq
 from selfcorrect.bbq.metrics import compute_metrics
 from selfcorrect.bbq.parse import parse_answer, parse_answer_official, review_verdict
 from selfcorrect.bbq.prompts import STYLES, paper_prompts, question_text
@@ -15,6 +15,7 @@ from selfcorrect.bbq.records import BBQRecord, RoundResult
 from selfcorrect.cac.checks import Check, CheckSettings, make_check
 from selfcorrect.cac.engine import CaCConfig, Conversation
 from selfcorrect.cac.runner import run_samples
+from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain
 
@@ -175,7 +176,17 @@ def run_bbq(
         raise ValueError("no BBQ questions match the chosen data, categories and conditions")
     check = make_bbq_check(cfg, examples)  # a bad check or checker fails before any file
     backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
-    run = RunDir.open(out, study="bbq", config=plain(cfg), model=cfg.model, seed=cfg.seed)
+    run = RunDir.open(
+        out,
+        study="bbq",
+        config=plain(cfg),
+        model=cfg.model,
+        seed=cfg.seed,
+        inputs={
+            "data": data_files(cfg.data, cfg.categories or None),
+            **backend_inputs(cfg.model, cfg.base_url, check=cfg.check),
+        },
+    )
     counts = run_samples(
         run,
         examples,

@@ -11,7 +11,7 @@ import typer
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.bbq.records import GRADERS, BBQMetrics, Grader
 from selfcorrect.bbq.study import BBQConfig, run_bbq
-from selfcorrect.cli.common import parse_options
+from selfcorrect.cli.common import allow_failures_option, exit_if_failed, parse_options
 
 
 def _config(
@@ -164,6 +164,7 @@ def bbq(
         "sentence, unknowns left out of accuracy), tolerant (ours) or both. metrics.json "
         "always holds both.",
     ),
+    allow_failures: bool = allow_failures_option(),
 ) -> None:
     """Run CaC on BBQ and write records.jsonl, metrics.json and plots to --out."""
     graders(grader)  # a bad choice fails now, not after the run
@@ -186,17 +187,13 @@ def bbq(
     )
     metrics = run_bbq(cfg, out, progress=not quiet, fail_fast=fail_fast)
     typer.echo(format_table(metrics, grader))
-    if metrics["failed"]:
-        typer.echo(
-            f"{metrics['failed']} question(s) failed (see {out}/failures.jsonl); rerun to retry them",
-            err=True,
-        )
     if metrics["data_problems"]:
         typer.echo(
             f"{len(metrics['data_problems'])} malformed data row(s) skipped, e.g. {metrics['data_problems'][0]}",
             err=True,
         )
     typer.echo(f"\nwrote {out}/records.jsonl, metrics.json and plots")
+    exit_if_failed(metrics["failed"], allow=allow_failures, out=out, what="question")
 
 
 def bbq_ablation(

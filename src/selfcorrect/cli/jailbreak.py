@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
-from selfcorrect.cli.common import parse_options
+from selfcorrect.cli.common import allow_failures_option, exit_if_failed, parse_options
 
 app = typer.Typer(
     help="Jailbreak attacks and defences (the paper's Table 1).", no_args_is_help=True
@@ -39,8 +39,9 @@ def attack_cmd(
 ) -> None:
     """Write adversarial prompts to <out>/records.jsonl (losses logged per step for gcg/autodan)."""
     from selfcorrect.backends.base import get_backend
+    from selfcorrect.fingerprint import backend_inputs
     from selfcorrect.jailbreak.attacks import run_attack
-    from selfcorrect.jailbreak.data import load_behaviours
+    from selfcorrect.jailbreak.data import behaviours_file, load_behaviours
     from selfcorrect.runs import RunDir
 
     behaviours, problems = load_behaviours(
@@ -61,6 +62,7 @@ def attack_cmd(
         },
         model=model,
         seed=seed,
+        inputs={"data": behaviours_file(data), **backend_inputs(model)},
     )
     records = run_attack(
         attack,
@@ -112,10 +114,11 @@ def defend_cmd(
     ),
     out: Path = typer.Option(..., "--out", "-o"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    allow_failures: bool = allow_failures_option(),
 ) -> None:
     """Run defences on saved adversarial prompts; print the ASR table (initial vs final)."""
     from selfcorrect.jailbreak.attacks import read_prompts, run_attack
-    from selfcorrect.jailbreak.data import load_behaviours
+    from selfcorrect.jailbreak.data import behaviours_file, load_behaviours
     from selfcorrect.jailbreak.study import DefendConfig, run_defend
     from selfcorrect.runs import RunDir
 
@@ -127,7 +130,10 @@ def defend_cmd(
             attack,
             behaviours,
             RunDir.open(
-                out / "attack", study="jailbreak-attack", config={"attack": attack, "n": n}
+                out / "attack",
+                study="jailbreak-attack",
+                config={"attack": attack, "n": n},
+                inputs={"data": behaviours_file(None)},
             ),
         )
     else:
@@ -148,6 +154,7 @@ def defend_cmd(
     metrics = run_defend(cfg, prompts, out, progress=not quiet)
     typer.echo(format_asr_table(metrics))
     typer.echo(f"wrote {out}/records.jsonl, metrics.json, asr_by_defense.png and report.html")
+    exit_if_failed(metrics.get("failed", 0), allow=allow_failures, out=out, what="sample")
 
 
 def format_asr_table(metrics: dict) -> str:

@@ -17,6 +17,7 @@ from selfcorrect.backends.base import Backend, GenParams, get_backend
 from selfcorrect.cac.engine import Conversation
 from selfcorrect.cac.runner import run_samples
 from selfcorrect.datafiles import protocol, read_csv, vendored
+from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.jailbreak.defenses import (
     SmoothLLMBackend,
     cac_config,
@@ -69,6 +70,11 @@ def run_defend(
         config={**cfg.__dict__, "n_prompts": len(prompts)},
         model=cfg.model,
         seed=cfg.seed,
+        inputs={
+            "attack_prompts": prompts,
+            "harmless": vendored("harmless", "harmless_requests.csv") if cfg.harmless else None,
+            **backend_inputs(cfg.model, cfg.base_url),
+        },
     )
     base = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
     refusals = protocol()["jailbreak"]["refusal_substrings_paper"]

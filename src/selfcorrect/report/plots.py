@@ -26,6 +26,9 @@ def _plt() -> Any:
             "axes.spines.top": False,
             "axes.spines.right": False,
             "svg.fonttype": "none",
+            # Labels hold run data (category names, model specs): never parse $...$ as maths.
+            "text.usetex": False,
+            "text.parse_math": False,
         }
     )
     return plt

@@ -10,24 +10,19 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from selfcorrect.report.fmt import ci as _ci
 from selfcorrect.report.fmt import figures as _figures
 from selfcorrect.report.fmt import num as _num
 from selfcorrect.report.fmt import pct as _pct
 from selfcorrect.report.fmt import read_json as _read_json
 from selfcorrect.report.fmt import table as _table
+from selfcorrect.runs import read_config, read_records
 
 # ---- BBQ -------------------------------------------------------------------------------------
 
 
 def _provenance(folder: Path) -> str:
-    config = (
-        yaml.safe_load((folder / "config.yaml").read_text())
-        if (folder / "config.yaml").exists()
-        else {}
-    )
+    config = read_config(folder)
     manifest = _read_json(folder / "manifest.json")
     command = config.pop("command", None)
     rows = [(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.items()]
@@ -112,15 +107,7 @@ def _wall(metrics: dict[str, Any]) -> str:
 
 def _bbq_section(folder: Path) -> str:
     metrics = _read_json(folder / "metrics.json")
-    records = (
-        [
-            json.loads(line)
-            for line in (folder / "records.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
-        if (folder / "records.jsonl").exists()
-        else []
-    )
+    records = read_records(folder / "records.jsonl")
     if not metrics:
         return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
     last = metrics["rounds"]
@@ -217,7 +204,7 @@ def bbq_comparison(folders: list[Path]) -> str:
     rows = []
     for f in folders:
         m = _read_json(f / "metrics.json")
-        cfg = yaml.safe_load((f / "config.yaml").read_text())
+        cfg = read_config(f)
         if not m:
             continue
         last = m["rounds"]
@@ -257,9 +244,22 @@ def bbq_comparison(folders: list[Path]) -> str:
 # ---- theory ----------------------------------------------------------------------------------
 
 
-def _theory_section(folder: Path) -> str:
-    with open(folder / "curves.csv", newline="") as fh:
+def _curve_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of curves.csv whose numbers parse (a torn last row from a killed run is skipped)."""
+    with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
+    good = []
+    for r in rows:
+        try:
+            float(r["error"]), float(r["stderr"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        good.append(r)
+    return good
+
+
+def _theory_section(folder: Path) -> str:
+    rows = _curve_rows(folder / "curves.csv")
     wanted = ("2", "5", "10", "15")
     keys = list(dict.fromkeys((r["predictor"], r["noise"]) for r in rows))
     table = []
@@ -350,11 +350,7 @@ def _jailbreak_section(folder: Path) -> str:
         for pair, a in row["agreement"].items():
             kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.2f}"
             agree.append((d, pair, a["n"], _pct(a["agreement"]), kappa))
-    records = [
-        json.loads(line)
-        for line in (folder / "records.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    records = read_records(folder / "records.jsonl")
     samples = []
     for d in m["defenses"]:
         for r in [r for r in records if r["defense"] == d and r["set"] == "harmful"][:2]:
@@ -396,24 +392,9 @@ def _training_section(folder: Path) -> str:
     return _table(["", ""], summary, left=2) + _figures(folder)
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    """Complete JSON lines of a run file (split on newlines only; a torn last line is skipped)."""
-    if not path.exists():
-        return []
-    complete = path.read_bytes().rpartition(b"\n")[0]
-    out = []
-    for line in complete.split(b"\n"):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
-
-
 def _serve_section(folder: Path) -> str:
-    ok = _jsonl(folder / "records.jsonl")
-    failed = _jsonl(folder / "failures.jsonl")
+    ok = read_records(folder / "records.jsonl")
+    failed = read_records(folder / "failures.jsonl")
     verdicts: dict[str, int] = {}
     for r in ok:
         for t in r.get("turns", []):

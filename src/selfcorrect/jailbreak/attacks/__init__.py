@@ -7,7 +7,6 @@ optimised against the undefended model, as in the paper.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -88,10 +87,28 @@ def run_attack(
 
 
 def read_prompts(folder: Path) -> list[dict[str, Any]]:
-    """The adversarial prompts an attack run wrote."""
+    """The adversarial prompts an attack run wrote (a torn last line from a killed attack is
+    ignored; a record without string ``id``, ``goal`` and ``prompt`` names the line)."""
+    from selfcorrect.datafiles import DataError
+    from selfcorrect.runs import read_config, read_records_with_lines
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such attack directory")
+    study = read_config(folder).get("study")
+    if study not in (None, "jailbreak-attack"):
+        raise DataError(f"{folder}: not an attack directory (its study is {study!r})")
     path = folder / "records.jsonl"
     if not path.exists():
-        raise ValueError(
+        raise DataError(
             f"{folder}: no records.jsonl; run `selfcorrect jailbreak attack --out {folder}` first"
         )
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    prompts = []
+    for line, rec in read_records_with_lines(path):
+        bad = [k for k in ("id", "goal", "prompt") if not isinstance(rec.get(k), str)]
+        if bad:
+            raise DataError(f"{path}:{line}: {', '.join(bad)} must be text in an attack record")
+        prompts.append(rec)
+    if not prompts:
+        raise DataError(f"{path}: no finished adversarial prompts yet")
+    return prompts
