@@ -109,9 +109,9 @@ class OpenAIBackend:
         self.name = f"openai/{model}"
         if concurrency < 1 or max_retries < 0 or retry_budget < 0 or backoff < 0:
             raise ValueError("concurrency must be >= 1; max_retries, retry_budget, backoff >= 0")
-        if not (0 < timeout <= deadline) or retry_seconds < 0:
+        if timeout <= 0 or deadline <= 0 or retry_seconds < 0:
             raise ValueError(
-                f"need 0 < timeout <= deadline and retry_seconds >= 0, got timeout={timeout}, "
+                f"need timeout > 0, deadline > 0 and retry_seconds >= 0, got timeout={timeout}, "
                 f"deadline={deadline}, retry_seconds={retry_seconds}"
             )
         if prefill_mode not in PREFILL_MODES:
@@ -129,7 +129,7 @@ class OpenAIBackend:
                 "non-ASCII or control character (a stray newline?)"
             )
         self.concurrency = concurrency
-        self.timeout = timeout
+        self.timeout = min(timeout, deadline)
         self.deadline = deadline
         self.max_retries = max_retries
         self.backoff = backoff
