@@ -107,7 +107,7 @@ def get_preset(name: str) -> Preset:
 def paper_preset(study: str, model: str) -> Preset:
     """The official code's preset for `study` ("bbq" or "jailbreak") and a model spec, whose
     name must say its family (``vicuna`` or ``llama-2``)."""
-    name = model.lower().replace("_", "-")
+    name = model.lower().replace("_", "-").replace("llama2", "llama-2")
     family = "vicuna" if "vicuna" in name else "llama-2" if "llama-2" in name else None
     if family is None or (study, family) not in PAPER_PROTOCOL:
         raise ModelSpecError(
