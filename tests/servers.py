@@ -252,9 +252,7 @@ def echo_server(status: int = 401) -> Iterator[str]:
     def handle(conn: socket.socket, stop: object) -> None:
         try:
             head = _read_request(conn).decode("latin-1")
-            headers = dict(
-                line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line
-            )
+            headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
             body = json.dumps({"error": {"message": f"unauthorised request: {headers}"}})
             raw = body.encode()
             conn.sendall(

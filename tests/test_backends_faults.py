@@ -85,7 +85,9 @@ def test_a_key_that_cannot_be_a_header_is_a_local_error_not_a_server_fault(monke
 
 
 def test_a_template_error_is_reported_as_such_and_never_sent():
-    strict = "{% if messages[0]['role'] != 'system' %}{{ raise_exception('system first') }}{% endif %}"
+    strict = (
+        "{% if messages[0]['role'] != 'system' %}{{ raise_exception('system first') }}{% endif %}"
+    )
     with echo_server(500) as upstream, fault_proxy(upstream, []) as (url, log):
         out = _backend(url, template=strict).generate(Q[:1], GenParams(max_new_tokens=4))[0]
     assert out.finish_reason == "error" and "chat template error: system first" in out.error
@@ -103,9 +105,10 @@ def test_retries_are_bounded_per_backend_instance():
 
 
 def test_retry_after_longer_than_the_deadline_gives_up_at_once():
-    with echo_server(500) as upstream, fault_proxy(
-        upstream, [(503, {"retry-after": "60"}, b"{}")]
-    ) as (url, log):
+    with (
+        echo_server(500) as upstream,
+        fault_proxy(upstream, [(503, {"retry-after": "60"}, b"{}")]) as (url, log),
+    ):
         start = time.monotonic()
         out = _backend(url, deadline=5.0).generate(Q[:1], GenParams(max_new_tokens=4))[0]
     assert time.monotonic() - start < 5.0 and len(log) == 1

@@ -63,7 +63,7 @@ def test_timing_fields(smollm2):
     out = smollm2.generate([Q1, Q2], GenParams(max_new_tokens=4))
     # sequential: the requests' own seconds add up to at most the call's wall time
     assert out[0].batch_seconds == out[1].batch_seconds > 0
-    assert 0 < out[0].seconds and sum(c.seconds for c in out) <= out[0].batch_seconds
+    assert out[0].seconds > 0 and sum(c.seconds for c in out) <= out[0].batch_seconds
     assert all(c.prompt_sha256 and len(c.prompt_sha256) == 64 for c in out)
 
 

@@ -25,7 +25,10 @@ QUESTIONS = [
 ]
 # 8 chats: each question without and with a system prompt
 CHATS = [
-    (chat(*([("system", SYSTEM)] if with_system else []), ("user", q)), BBQ_PREFILL if i < 2 else "")
+    (
+        chat(*([("system", SYSTEM)] if with_system else []), ("user", q)),
+        BBQ_PREFILL if i < 2 else "",
+    )
     for i, q in enumerate(QUESTIONS)
     for with_system in (False, True)
 ]

@@ -40,7 +40,12 @@ def test_official_bbq_rendering_ends_with_eos_after_the_prefill():
     # the check turn after the answer (no prefill): FastChat's open "ASSISTANT:"
     history = chat(("user", "Q?"), ("assistant", "The answer is (a)."), ("user", "Check."))
     assert vicuna.render(history) == fastchat_vicuna(
-        [("USER", "Q?"), ("ASSISTANT", "The answer is (a)."), ("USER", "Check."), ("ASSISTANT", None)]
+        [
+            ("USER", "Q?"),
+            ("ASSISTANT", "The answer is (a)."),
+            ("USER", "Check."),
+            ("ASSISTANT", None),
+        ]
     )
     # the default keeps the prefill open, so the model continues it
     plain = Renderer(VICUNA_V11, "builtin", "<s>", "</s>")

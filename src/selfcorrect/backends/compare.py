@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from selfcorrect.backends.base import Backend, Chat, Completion, GenParams, Message, describe_backend
+from selfcorrect.backends.base import (
+    Backend,
+    Chat,
+    Completion,
+    GenParams,
+    Message,
+    describe_backend,
+)
 
 
 class PromptRecorder:

@@ -155,7 +155,9 @@ class HFBackend:
         order = sorted(texts, key=lambda i: len(texts[i]))
         for first in range(0, len(order), self.batch_size):
             idx = order[first : first + self.batch_size]
-            for i, completion in zip(idx, self._batch([texts[i] for i in idx], params), strict=True):
+            for i, completion in zip(
+                idx, self._batch([texts[i] for i in idx], params), strict=True
+            ):
                 out[i] = completion
         return with_batch_seconds([out[i] for i in range(len(chats))], time.perf_counter() - start)
 

@@ -111,10 +111,6 @@ def gguf_model_tokens(path: Path) -> ModelTokens:
     return _model_tokens(llm)
 
 
-# Sampling knobs GenParams does not expose, pinned to their neutral values (no defaults leak).
-NEUTRAL = {"typical_p": 1.0, "tfs_z": 1.0, "mirostat_mode": 0}
-
-
 class LlamaCppBackend:
     """Sequential in-process generation; one `Llama` context, RAM state cache for prefixes."""
 
@@ -270,7 +266,10 @@ class LlamaCppBackend:
                 presence_penalty=params.presence_penalty,
                 seed=params.seed,
                 stop=list(params.stop) or None,
-                **NEUTRAL,
+                # knobs GenParams does not expose, pinned to neutral (no defaults leak)
+                typical_p=1.0,
+                tfs_z=1.0,
+                mirostat_mode=0,
             )
         except (RuntimeError, ValueError) as exc:  # llama.cpp decode failures surface here
             raise BackendError(f"{self.name}: generation failed: {exc}") from exc

@@ -119,7 +119,9 @@ class OpenAIBackend:
                 f"prefill_mode must be one of {', '.join(PREFILL_MODES)}, got {prefill_mode!r}"
             )
         if sampling_fields not in SAMPLING_FIELDS:
-            raise ValueError(f"sampling_fields must be extended or standard, not {sampling_fields!r}")
+            raise ValueError(
+                f"sampling_fields must be extended or standard, not {sampling_fields!r}"
+            )
         self.model = model
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         self._api_key = os.environ.get(api_key_env) or "EMPTY"
