@@ -12,7 +12,7 @@ Sources (yifeiwang77/Self-Correction; PAPER.md sections 6 and 7):
   Llama-2-7B-chat, Vicuna's system prompt, greedy; FastChat closes the non-empty prefill with
   ``</s>``, so the model continues after ``ASSISTANT: The answer is</s>``.
 - Jailbreak (``Jailbreak/minimal_gcg/string_utils.py``, ``utils.py``): Vicuna with its template
-  and system prompt, greedy (the model's generation config does not sample); Llama-2-chat with
+  and system prompt, greedy (PAPER.md section 7); Llama-2-chat with
   its ``[INST] <<SYS>>`` format, the system prompt "You are a helpful, respectful and honest
   assistant.", and the model's generation config: sampling at temperature 0.6, top-p 0.9, and
   transformers' default top-k 50 (that config sets no top-k).
