@@ -131,3 +131,12 @@ def test_retry_after_longer_than_the_deadline_gives_up_at_once():
         out = _backend(url, deadline=5.0).generate(Q[:1], GenParams(max_new_tokens=4))[0]
     assert time.monotonic() - start < 5.0 and len(log) == 1
     assert "asked to retry after 60s" in out.error
+
+
+def test_retry_time_is_bounded_per_backend_instance():
+    faults = [(503, {"retry-after": "0.3"}, b"{}")] * 50
+    with echo_server(500) as upstream, fault_proxy(upstream, faults) as (url, log):
+        backend = _backend(url, max_retries=20, retry_seconds=1.0)
+        out = backend.generate(Q[:1], GenParams(max_new_tokens=4))[0]
+    assert "retry budget is spent" in out.error
+    assert backend.retry_spent >= 1.0 and 2 <= backend.retries < 20

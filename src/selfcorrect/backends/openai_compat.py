@@ -362,7 +362,7 @@ class OpenAIBackend:
                         kind=failure.kind,
                         transient=True,
                     )
-                delay = self.backoff * 2 ** (attempt - 1) * (1 + random.random() / 2)
+                delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (1 + random.random() / 2)
                 if failure.retry_after is not None:
                     delay = max(delay, failure.retry_after)
                 left = self.deadline - (time.monotonic() - start)
