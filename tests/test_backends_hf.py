@@ -54,7 +54,7 @@ def test_renders_the_same_prompts_as_llamacpp_from_the_same_gguf(hf, smollm2):
 
 def test_the_models_generation_config_does_not_leak_in(hf):
     c = [chat(("user", "Name three colours."))]
-    params = GenParams(max_new_tokens=16)
+    params = GenParams(max_new_tokens=8)
     before = hf.generate(c, params)[0].text
     config = hf.model.generation_config
     saved = config.repetition_penalty, config.no_repeat_ngram_size

@@ -7,9 +7,8 @@ engine built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import json
+from collections.abc import Callable, Sequence
 
 from selfcorrect.backends.base import Chat, Completion, GenParams, sha256_text
 
