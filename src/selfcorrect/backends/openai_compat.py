@@ -35,10 +35,8 @@ import json
 import logging
 import os
 import random
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from selfcorrect.backends.base import (
@@ -47,35 +45,23 @@ from selfcorrect.backends.base import (
     Completion,
     GenParams,
     ModelSpecError,
-    sha256_text,
     with_batch_seconds,
 )
+from selfcorrect.backends.http_faults import (
+    AUTH_STATUS,
+    TRANSIENT_STATUS,
+    Failure,
+    choices_of,
+    is_local,
+    retry_after_seconds,
+    scrub,
+)
+from selfcorrect.backends.openai_payload import Payload, make_payload, request_body
 from selfcorrect.backends.render import Renderer, TemplateError, make_renderer
 
-TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
-AUTH_STATUS = {401, 403}
 PREFILL_MODES = ("continue", "completions")
 SAMPLING_FIELDS = ("extended", "standard")
 log = logging.getLogger("selfcorrect.backends")
-
-
-class _Failure(Exception):
-    """A failed request. kind: connect, timeout, status, auth, malformed, local."""
-
-    def __init__(
-        self, message: str, *, kind: str, transient: bool, retry_after: float | None = None
-    ):
-        super().__init__(message)
-        self.kind = kind
-        self.transient = transient
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class _Payload:
-    prompt: str | None  # completions mode: the text sent
-    messages: list[dict[str, str]] | None  # chat mode
-    digest: str
 
 
 class OpenAIBackend:
@@ -229,12 +215,7 @@ class OpenAIBackend:
     # -- secrets ---------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
-        """`text` without the API key (raw or JSON-escaped) or URL credentials."""
-        key = self._api_key
-        if key != "EMPTY" and len(key) >= 4:
-            for form in {key, json.dumps(key)[1:-1], key.replace("/", "\\/")}:
-                text = text.replace(form, "***")
-        return _URL_CREDENTIALS.sub(r"\1***@", text)
+        return scrub(text, self._api_key)
 
     # -- generation ------------------------------------------------------------------------
 
@@ -243,7 +224,7 @@ class OpenAIBackend:
         start = time.perf_counter()
         results = asyncio.run(self._generate_all(chats, params, body))
         wall = time.perf_counter() - start
-        failures = [r for r in results if isinstance(r, _Failure)]
+        failures = [r for r in results if isinstance(r, Failure)]
         if results and len(failures) == len(results):
             kinds = {f.kind for f in failures}
             url = self._scrub(self.base_url)
@@ -264,59 +245,14 @@ class OpenAIBackend:
         return with_batch_seconds(out, wall)
 
     def _body(self, params: GenParams) -> dict[str, Any]:
-        """Every decoding field, explicitly (server defaults such as llama_cpp.server's repeat
-        penalty 1.1 never apply)."""
-        body: dict[str, Any] = {
-            "model": self.model,
-            "max_tokens": params.max_new_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "seed": params.seed,
-            "frequency_penalty": params.frequency_penalty,
-            "presence_penalty": params.presence_penalty,
-        }
-        if params.stop:
-            body["stop"] = list(params.stop)
-        extra = {
-            "top_k": params.top_k,
-            "min_p": params.min_p,
-            "repeat_penalty": params.repeat_penalty,
-            "repetition_penalty": params.repeat_penalty,
-        }
-        if self.sampling_fields == "standard":
-            changed = [k for k, v in extra.items() if v != (1.0 if "penalty" in k else 0)]
-            if changed:
-                raise ValueError(
-                    f"{self.name}: sampling_fields=standard cannot send {', '.join(changed)}; "
-                    "use sampling_fields=extended with a server that reads them"
-                )
-            return body
-        body["extra_body"] = extra
-        return body
+        return request_body(self.model, params, self.sampling_fields, self.name)
 
-    def _payload(self, c: Chat, params: GenParams) -> _Payload:
-        if self.renderer is not None:
-            text = self.renderer.render(c, params.prefill)
-            sent = text
-            bos = self.renderer.bos_token
-            if self.renderer.add_bos and bos and sent.startswith(bos):
-                sent = sent[len(bos) :]
-            return _Payload(sent, None, sha256_text(text))
-        messages = [{"role": m.role, "content": m.content} for m in c]
-        if self.system is not None and not (messages and messages[0]["role"] == "system"):
-            messages.insert(0, {"role": "system", "content": self.system})
-        if params.prefill:
-            messages.append({"role": "assistant", "content": params.prefill})
-        canonical = json.dumps(
-            {"messages": messages, "continue_final_message": bool(params.prefill)},
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return _Payload(None, messages, sha256_text(canonical))
+    def _payload(self, c: Chat, params: GenParams) -> Payload:
+        return make_payload(c, params, self.renderer, self.system)
 
     async def _generate_all(
         self, chats: Sequence[Chat], params: GenParams, body: dict[str, Any]
-    ) -> list[Completion | _Failure]:
+    ) -> list[Completion | Failure]:
         from openai import AsyncOpenAI
 
         client = AsyncOpenAI(
@@ -324,11 +260,11 @@ class OpenAIBackend:
         )
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(c: Chat) -> Completion | _Failure:
+        async def one(c: Chat) -> Completion | Failure:
             try:
                 payload = self._payload(c, params)
             except TemplateError as exc:  # local: the same chat would fail again
-                return _Failure(str(exc), kind="local", transient=False)
+                return Failure(str(exc), kind="local", transient=False)
             async with gate:
                 attempts = [0]
                 try:
@@ -336,7 +272,7 @@ class OpenAIBackend:
                         self._with_retries(client, payload, body, attempts), self.deadline
                     )
                 except asyncio.TimeoutError:
-                    return _Failure(
+                    return Failure(
                         f"no complete answer within the deadline of {self.deadline:g}s "
                         f"({attempts[0]} attempt(s))",
                         kind="timeout",
@@ -349,15 +285,15 @@ class OpenAIBackend:
             await client.close()
 
     async def _with_retries(
-        self, client: Any, payload: _Payload, body: dict[str, Any], attempts: list[int]
-    ) -> Completion | _Failure:
+        self, client: Any, payload: Payload, body: dict[str, Any], attempts: list[int]
+    ) -> Completion | Failure:
         start = time.monotonic()
-        failure: _Failure | None = None
+        failure: Failure | None = None
         for attempt in range(self.max_retries + 1):
             retry_start = time.monotonic()
             if failure is not None:
                 if self.retries >= self.retry_budget or self.retry_spent >= self.retry_seconds:
-                    return _Failure(
+                    return Failure(
                         f"{failure} (not retried: this backend's retry budget is spent)",
                         kind=failure.kind,
                         transient=True,
@@ -367,7 +303,7 @@ class OpenAIBackend:
                     delay = max(delay, failure.retry_after)
                 left = self.deadline - (time.monotonic() - start)
                 if failure.retry_after is not None and failure.retry_after >= left:
-                    return _Failure(
+                    return Failure(
                         f"{failure} (the server asked to retry after {failure.retry_after:g}s, "
                         f"past the {self.deadline:g}s deadline)",
                         kind=failure.kind,
@@ -379,7 +315,7 @@ class OpenAIBackend:
             try:
                 completion = await self._request(client, payload, body)
                 return _with_latency(completion, time.monotonic() - start, attempts[0])
-            except _Failure as exc:
+            except Failure as exc:
                 failure = exc
             finally:
                 if attempt:
@@ -389,7 +325,7 @@ class OpenAIBackend:
         assert failure is not None
         return failure
 
-    async def _request(self, client: Any, payload: _Payload, body: dict[str, Any]) -> Completion:
+    async def _request(self, client: Any, payload: Payload, body: dict[str, Any]) -> Completion:
         import openai
 
         try:
@@ -398,7 +334,7 @@ class OpenAIBackend:
             self.requests += 1
             if payload.prompt is not None:
                 response = await client.completions.create(prompt=payload.prompt, **body)
-                choices = _choices(response)
+                choices = choices_of(response)
                 text = choices[0].text if choices else None
             else:
                 extra = dict(body.get("extra_body") or {})
@@ -408,39 +344,39 @@ class OpenAIBackend:
                     messages=payload.messages,
                     **{**body, "extra_body": extra or None},
                 )
-                choices = _choices(response)
+                choices = choices_of(response)
                 text = choices[0].message.content if choices else None
         except openai.APIStatusError as exc:
             status = exc.status_code
-            raise _Failure(
+            raise Failure(
                 self._scrub(f"HTTP {status}: {str(exc)[:300]}"),
                 kind="auth" if status in AUTH_STATUS else "status",
                 transient=status in TRANSIENT_STATUS,
-                retry_after=_retry_after(exc.response.headers.get("retry-after")),
+                retry_after=retry_after_seconds(exc.response.headers.get("retry-after")),
             ) from None
         except openai.APITimeoutError:
-            raise _Failure(
+            raise Failure(
                 f"no data for {self.timeout:g}s (read timeout)", kind="timeout", transient=True
             ) from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__
-            if _is_local(cause):
-                raise _Failure(
+            if is_local(cause):
+                raise Failure(
                     self._scrub(f"the request could not be sent ({type(cause).__name__}: {cause})"),
                     kind="local",
                     transient=False,
                 ) from None
-            raise _Failure(
+            raise Failure(
                 self._scrub(f"connection failed ({cause or exc})"), kind="connect", transient=True
             ) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise _Failure(
+            raise Failure(
                 self._scrub(f"malformed response ({str(exc)[:200]})"),
                 kind="malformed",
                 transient=True,
             ) from None
         if text is None:
-            raise _Failure("the server returned no completion", kind="malformed", transient=True)
+            raise Failure("the server returned no completion", kind="malformed", transient=True)
         usage = getattr(response, "usage", None)
         finish = response.choices[0].finish_reason
         return Completion(
@@ -452,7 +388,7 @@ class OpenAIBackend:
             prompt_sha256=payload.digest,
         )
 
-    async def _reset_cache(self, client: Any, payload: _Payload) -> None:
+    async def _reset_cache(self, client: Any, payload: Payload) -> None:
         """One token from a prompt whose first character differs from this request's, so
         llama_cpp.server's reuse of the previous request's state cannot reach into tokens it
         evaluated one at a time while generating (see the llamacpp module docstring)."""
@@ -466,48 +402,7 @@ class OpenAIBackend:
         )
 
 
-_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-
-
-def _is_local(cause: BaseException | None) -> bool:
-    """Did the HTTP client fail before anything reached the network (a header it cannot
-    encode, a bad URL)? Class names, because the openai client may use httpx or its fork."""
-    if cause is None or isinstance(cause, OSError):
-        return False
-    names = {cls.__name__ for cls in type(cause).__mro__}
-    if names & {"LocalProtocolError", "UnsupportedProtocol", "InvalidURL"}:
-        return True
-    return "TransportError" not in names
-
-
 def _with_latency(c: Completion, seconds: float, attempts: int) -> Completion:
     from dataclasses import replace
 
     return replace(c, seconds=seconds, extra={**c.extra, "attempts": attempts})
-
-
-def _choices(response: Any) -> list[Any]:
-    """The choices of a parsed response; a body that did not parse as one is malformed."""
-    choices = getattr(response, "choices", None)
-    if not isinstance(choices, list):
-        raise _Failure(
-            f"malformed response ({str(response)[:80]!r})", kind="malformed", transient=True
-        )
-    return choices
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header: a number, or an HTTP date (RFC 9110 10.2.3)."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
