@@ -390,6 +390,12 @@ class RunDir:
         """Write `obj` as JSON to `name` atomically (a temporary file renamed over it)."""
         return _write_json(self.path / name, obj)
 
+    def note(self, **fields: Any) -> None:
+        """Add `fields` to the manifest now (say, what the backend reports about itself)."""
+        manifest = self.manifest()
+        manifest.update(fields)
+        self.write_json("manifest.json", manifest)
+
     def finish(self, **summary: Any) -> None:
         """Record the end time (and `summary`) in the manifest, then release the lock."""
         manifest = self.manifest()

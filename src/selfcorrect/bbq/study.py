@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import Backend, GenParams, get_backend
+from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
 from selfcorrect.bbq.data import BBQExample, data_files, load_bbq
 from selfcorrect.bbq.metrics import compute_metrics
 from selfcorrect.bbq.parse import parse_answer, parse_answer_official, review_verdict
@@ -187,6 +187,7 @@ def run_bbq(
             **backend_inputs(cfg.model, cfg.base_url, check=cfg.check),
         },
     )
+    run.note(backend=describe_backend(backend))
     counts = run_samples(
         run,
         examples,

@@ -134,7 +134,7 @@ def _result(
         seconds=completion.seconds,
         cached_tokens=completion.cached_tokens,
         finish_reason=completion.finish_reason,
-        prompt_sha256=getattr(completion, "prompt_sha256", None),
+        prompt_sha256=completion.prompt_sha256,
     )
 
 

@@ -215,7 +215,7 @@ def model_turn(
         batch_seconds=batch_seconds,
         finish_reason=completion.finish_reason,
         source=source,
-        prompt_sha256=getattr(completion, "prompt_sha256", None),
+        prompt_sha256=completion.prompt_sha256,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import Backend, GenParams, get_backend
+from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
 from selfcorrect.cac.engine import Conversation
 from selfcorrect.cac.runner import run_samples
 from selfcorrect.datafiles import protocol, read_csv, vendored
@@ -77,6 +77,7 @@ def run_defend(
         },
     )
     base = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
+    run.note(backend=describe_backend(base))
     refusals = protocol()["jailbreak"]["refusal_substrings_paper"]
     items = [{**p, "set": p.get("set", "harmful")} for p in prompts]
     if cfg.harmless:
