@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
+from selfcorrect.backends.presets import get_preset, paper_preset
 from selfcorrect.bbq.data import BBQExample, data_files, load_bbq
 from selfcorrect.bbq.metrics import compute_metrics
 from selfcorrect.bbq.parse import parse_answer, parse_answer_official, review_verdict
@@ -40,10 +42,19 @@ class BBQConfig:
     seed: int = 0
     base_url: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "ours"  # or "paper": the official code's template and decoding per model
 
     def __post_init__(self) -> None:
         parse("model", self.model)
         object.__setattr__(self, "check", parse("check", self.check))
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; use {' or '.join(PROTOCOLS)}")
+        if self.protocol == "paper":  # the preset is part of the resolved configuration
+            preset = paper_preset("bbq", self.model).name
+            given = self.backend_options.get("preset", preset)
+            if given != preset:
+                raise ValueError(f"--protocol paper uses preset {preset}, not {given}")
+            object.__setattr__(self, "backend_options", {**self.backend_options, "preset": preset})
         if self.prompt not in STYLES:
             raise ValueError(
                 f"unknown prompt style {self.prompt!r}; use one of {', '.join(STYLES)}"
@@ -56,9 +67,20 @@ class BBQConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {value}")
 
 
+PROTOCOLS = ("ours", "paper")
+
+
+def decoding(cfg: BBQConfig) -> Callable[[GenParams], GenParams]:
+    """The preset's decoding (``--option preset=...`` or ``--protocol paper``), else as given."""
+    name = cfg.backend_options.get("preset")
+    return get_preset(str(name)).apply if name else (lambda params: params)
+
+
 def cac_config(cfg: BBQConfig) -> CaCConfig:
-    """The paper's BBQ CaC settings (protocol file), with any token limits overridden."""
+    """The paper's BBQ CaC settings (protocol file), with any token limits overridden and the
+    model preset's decoding applied."""
     p = paper_prompts()
+    dec = decoding(cfg)
     answer_tokens = cfg.answer_tokens or p.initial_max_new_tokens
     reanswer_tokens = cfg.reanswer_tokens or p.reanswer_max_new_tokens
     first_prefill = p.cot_prefill if cfg.prompt == "cot" else p.answer_prefill
@@ -71,11 +93,13 @@ def cac_config(cfg: BBQConfig) -> CaCConfig:
     return CaCConfig(
         rounds=cfg.rounds,
         reask_template=p.reask_prefix + "{question}",
-        answer=GenParams(max_new_tokens=answer_tokens, prefill=first_prefill, seed=cfg.seed),
-        reanswer=reanswer,
+        answer=dec(GenParams(max_new_tokens=answer_tokens, prefill=first_prefill, seed=cfg.seed)),
+        reanswer=dec(reanswer),
         followup=p.cot_postamble_user if cfg.prompt == "cot" else None,
-        followup_params=GenParams(
-            max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
+        followup_params=dec(
+            GenParams(
+                max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
+            )
         ),
     )
 
@@ -89,7 +113,7 @@ def check_settings(cfg: BBQConfig) -> CheckSettings:
         verdict_prompt=VERDICT_CHECK_PROMPT,
         review_parser=review_verdict,
         oracle_texts=(p.oracle_right, p.oracle_wrong),
-        params=GenParams(max_new_tokens=check_tokens, seed=cfg.seed),
+        params=decoding(cfg)(GenParams(max_new_tokens=check_tokens, seed=cfg.seed)),
         # a checker served by an OpenAI-compatible server shares the study's URL
         checker_options={"base_url": cfg.base_url} if _served_checker(cfg) else {},
     )
