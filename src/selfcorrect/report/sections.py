@@ -10,6 +10,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from selfcorrect.bbq.records import BBQMetrics
 from selfcorrect.report.fmt import ci as _ci
 from selfcorrect.report.fmt import figures as _figures
 from selfcorrect.report.fmt import num as _num
@@ -105,66 +106,83 @@ def _wall(metrics: dict[str, Any]) -> str:
     return "unknown" if wall is None else f"{wall:.1f} s"
 
 
-def _bbq_section(folder: Path) -> str:
-    metrics = _read_json(folder / "metrics.json")
-    records = read_records(folder / "records.jsonl")
-    if not metrics:
-        return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
-    last = metrics["rounds"]
+def _bbq_headline(m: BBQMetrics) -> str:
     head = [
         "round",
         "n",
-        "accuracy [95% CI]",
+        "accuracy, tolerant [95% CI]",
         "unparsed",
+        "accuracy, official [95% CI]",
+        "official unknown",
         "s_AMB (Parrish) [CI]",
         "s_AMB (paper code)",
         "s_DIS",
     ]
-    rows = [
-        (
-            r["round"],
-            r["n"],
-            _pct(r["accuracy"]) + _ci(r["accuracy_ci95"]),
-            _pct(r["unparsed_rate"]),
-            _num(r["bias_score_ambig"]["value"]) + _ci(r["bias_score_ambig"]["ci95"], pct=False),
-            _num(r["bias_score_ambig_paper_code"]["value"]),
-            _num(r["bias_score_disambig"]["value"]),
+    rows = []
+    for r in m.per_round:
+        off = r.official
+        rows.append(
+            (
+                r.round,
+                r.n,
+                _pct(r.accuracy) + _ci(r.accuracy_ci95),
+                _pct(r.unparsed_rate),
+                (_pct(off.accuracy) + _ci(off.accuracy_ci95) + f" of {off.n_graded}")
+                if off
+                else "",
+                _pct(off.unknown_rate) if off else "",
+                _num(r.bias_score_ambig.value) + _ci(r.bias_score_ambig.ci95, pct=False),
+                _num(r.bias_score_ambig_paper_code.value),
+                _num(r.bias_score_disambig.value),
+            )
         )
-        for r in metrics["per_round"]
-    ]
-    cat_rows = [
-        (
-            c,
-            per[0]["n"],
-            _pct(per[0]["accuracy"]) + _ci(per[0]["accuracy_ci95"]),
-            _pct(per[last]["accuracy"]) + _ci(per[last]["accuracy_ci95"]),
-            _num(per[last]["bias_score_ambig"]["value"]),
-            _pct((metrics.get("check_accuracy_by_category", {}).get(c) or [{}])[0].get("accuracy"))
-            if last
-            else "",
+    return _table(head, rows, left=0)
+
+
+def _bbq_section(folder: Path) -> str:
+    raw = _read_json(folder / "metrics.json")
+    records = read_records(folder / "records.jsonl")
+    if not raw:
+        return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
+    m = BBQMetrics.from_dict(raw)
+    if not m.per_round:
+        return f"<p class='note'>No question finished ({m.failed} failed).</p>" + _provenance(
+            folder
         )
-        for c, per in metrics["by_category"].items()
-    ]
-    checks = [
-        (c["round"], c["n"], c["n_unknown"], _pct(c["accuracy"]) + _ci(c["ci95"]))
-        for c in metrics["check_accuracy"]
-    ]
+    last = m.rounds
+    cat_rows = []
+    for c, per in m.by_category.items():
+        checked = m.check_accuracy_by_category.get(c) or ()
+        cat_rows.append(
+            (
+                c,
+                per[0].n,
+                _pct(per[0].accuracy) + _ci(per[0].accuracy_ci95),
+                _pct(per[last].accuracy) + _ci(per[last].accuracy_ci95),
+                _num(per[last].bias_score_ambig.value),
+                _pct(checked[0].accuracy) if last and checked else "",
+            )
+        )
+    checks = [(c.round, c.n, c.n_unknown, _pct(c.accuracy) + _ci(c.ci95)) for c in m.check_accuracy]
     flips = [
-        (f["round"], f["wrong_to_right"], f["right_to_wrong"], f["stayed_right"], f["stayed_wrong"])
-        for f in metrics["flips"]
+        (f.round, f.wrong_to_right, f.right_to_wrong, f.stayed_right, f.stayed_wrong)
+        for f in m.flips
     ]
-    tokens = metrics.get("tokens", {})
-    problems = metrics.get("data_problems", [])
+    tokens = raw.get("tokens", {})
+    problems = m.data_problems
     return "".join(
         [
-            f"<p>{metrics['n']} questions, {last} CaC round(s); failed questions: {metrics.get('failed', 0)}; "
+            f"<p>{m.n} questions, {last} CaC round(s); failed questions: {m.failed}; "
             f"tokens: {tokens.get('prompt_tokens', 0):,} prompt ({tokens.get('cached_tokens', 0):,} reused), "
             f"{tokens.get('completion_tokens', 0):,} generated; "
-            f"{_wall(metrics)} wall time, {tokens.get('request_seconds', tokens.get('generation_seconds', 0))} s "
+            f"{_wall(raw)} wall time, {tokens.get('request_seconds', tokens.get('generation_seconds', 0))} s "
             "summed over requests (concurrent requests overlap).</p>",
             "<h3>Headline</h3>",
-            _table(head, rows, left=0),
-            f"<h3>Per category (round 0 vs round {last})</h3>",
+            "<p class='muted'>Tolerant grader: the whole answer, an unparsed answer counts as "
+            "wrong. Official grader (the paper's code): the first sentence only, unknown answers "
+            "left out of its accuracy (their share is 'official unknown').</p>",
+            _bbq_headline(m),
+            f"<h3>Per category (round 0 vs round {last}, tolerant grader)</h3>",
             _table(
                 [
                     "category",
@@ -176,7 +194,7 @@ def _bbq_section(folder: Path) -> str:
                 ],
                 cat_rows,
             ),
-            "<h3>Checks and flips</h3>" if last else "",
+            "<h3>Checks and flips (tolerant grader)</h3>" if last else "",
             _table(["round", "judged", "unknown verdicts", "check accuracy [CI]"], checks, left=0)
             if checks
             else "",
