@@ -152,3 +152,28 @@ def test_many_concurrent_requests_come_back_once_and_in_order(server_url):
     assert backend.requests == 48  # no duplicate requests
     again = [backend.generate([c], GenParams(max_new_tokens=3))[0].text for c in chats[:3]]
     assert again == [c.text for c in out[:3]]
+
+
+def test_every_request_of_a_conversation_carries_one_session_key(server_url):
+    from selfcorrect.cac.checks import SelfCheck
+    from selfcorrect.cac.engine import CaCConfig, run_cac
+
+    seen: list[dict] = []
+    short = GenParams(max_new_tokens=3)
+    with fault_proxy(server_url, [], seen) as (url, _):
+        convs = run_cac(
+            get_backend("openai/smollm2", base_url=url, backoff=0.01),  # chat mode
+            ["Is 7 prime?", "Name a colour."],
+            SelfCheck(params=short),
+            CaCConfig(rounds=2, answer=short, reanswer=short),
+        )
+    assert all(len(c.answers()) == 3 for c in convs)
+    keys: dict[str, set[str]] = {}
+    for request in seen:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        first_user = next(m["content"] for m in request["json"]["messages"] if m["role"] == "user")
+        assert headers["x-session-id"] == request["json"]["user"]
+        keys.setdefault(first_user, set()).add(headers["x-session-id"])
+    assert len(seen) == 2 * 5  # two conversations, five model calls each
+    assert [len(v) for v in keys.values()] == [1, 1]  # one key per conversation...
+    assert len(set.union(*keys.values())) == 2  # ...and a different one for each

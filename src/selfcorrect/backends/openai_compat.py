@@ -58,6 +58,7 @@ from selfcorrect.backends.http_faults import (
 )
 from selfcorrect.backends.openai_payload import Payload, make_payload, request_body
 from selfcorrect.backends.render import Renderer, TemplateError, make_renderer
+from selfcorrect.backends.sessions import SessionKeys
 
 PREFILL_MODES = ("continue", "completions")
 SAMPLING_FIELDS = ("extended", "standard")
@@ -85,6 +86,7 @@ class OpenAIBackend:
         eos_after_prefill: bool | None = None,
         sampling_fields: str = "extended",
         reset_server_cache: bool = False,
+        session_header: str = "X-Session-ID",
     ) -> None:
         try:
             import openai  # noqa: F401
@@ -126,6 +128,10 @@ class OpenAIBackend:
         self.prefill_mode = prefill_mode
         self.sampling_fields = sampling_fields
         self.reset_server_cache = reset_server_cache
+        # every request of a conversation names the same session (the `user` field and this
+        # header), so a prefix-aware router keeps its rounds on one replica
+        self.session_header = session_header
+        self.sessions = SessionKeys()
         self.requests = 0  # HTTP attempts made, retries included (cache resets not counted)
         self.retries = 0  # retries made by this instance (bounded by retry_budget)
         self.retry_spent = 0.0  # seconds spent retrying (waits + retried attempts), summed
@@ -265,11 +271,13 @@ class OpenAIBackend:
                 payload = self._payload(c, params)
             except TemplateError as exc:  # local: the same chat would fail again
                 return Failure(str(exc), kind="local", transient=False)
+            session = self.sessions.key(c)
+            request = {**body, "user": session, "extra_headers": {self.session_header: session}}
             async with gate:
                 attempts = [0]
                 try:
                     return await asyncio.wait_for(
-                        self._with_retries(client, payload, body, attempts), self.deadline
+                        self._with_retries(client, payload, request, attempts), self.deadline
                     )
                 except asyncio.TimeoutError:
                     return Failure(
