@@ -28,6 +28,7 @@ from selfcorrect.bbq.metrics import accuracy, answer_at, bias_score_ambig
 from selfcorrect.bbq.parse import LETTERS, parse_answer, parse_answer_official
 from selfcorrect.bbq.prompts import paper_prompts
 from selfcorrect.bbq.records import BBQRecord, RoundResult
+from selfcorrect.inspect._names import named
 from selfcorrect.inspect.rounds import CaCRecord, RoundRecord, record_of
 
 BBQ_KEY = "bbq_record"
@@ -40,7 +41,7 @@ def _rounds(state: TaskState) -> tuple[CaCRecord | None, list[RoundRecord]]:
     return record, list(record.rounds)
 
 
-@metric
+@metric(name=named("bbq_rounds"))
 def bbq_rounds() -> Metric:
     """BBQ per round: accuracy, unparsed rate, official accuracy and unknown rate, s_AMB."""
 
@@ -65,7 +66,7 @@ def bbq_rounds() -> Metric:
     return compute
 
 
-@scorer(metrics=[bbq_rounds()])
+@scorer(metrics=[bbq_rounds()], name=named("bbq_grader"))
 def bbq_grader() -> Scorer:
     """Grade every CaC round of a BBQ sample (sample metadata as the `selfcorrect/bbq` task
     writes it) with the tolerant and the official grader."""
@@ -112,7 +113,7 @@ def bbq_grader() -> Scorer:
     return score
 
 
-@metric
+@metric(name=named("asr_rounds"))
 def asr_rounds() -> Metric:
     """Attack success per judge and round, over the answers each judge decided."""
 
@@ -135,7 +136,7 @@ def asr_rounds() -> Metric:
     return compute
 
 
-@scorer(metrics=[asr_rounds()])
+@scorer(metrics=[asr_rounds()], name=named("jailbreak_judge"))
 def jailbreak_judge(judges: str | list[str] = "refusal,refusal-extended") -> Scorer:
     """Judge every CaC round's answer: jailbroken (1) or not (0), per judge.
 

@@ -38,13 +38,14 @@ from selfcorrect.cac.checks import (
     make_check,
 )
 from selfcorrect.cac.engine import CaCConfig, Conversation, Turn
+from selfcorrect.inspect._names import named
 from selfcorrect.inspect.rounds import STORE_KEY, CaCRecord, RoundRecord
 from selfcorrect.specs import parse
 
 DEFAULT_REASK = CaCConfig().reask_template
 
 
-@solver
+@solver(name=named("answer"))
 def answer(prefill: str | None = None, max_tokens: int | None = None) -> Solver:
     """Generate the first answer, optionally continuing an assistant prefill.
 
@@ -86,7 +87,7 @@ async def generate_answer(
     return state
 
 
-@solver
+@solver(name=named("cac"))
 def cac(
     rounds: int = 1,
     check: str | Check = "self",
@@ -260,7 +261,7 @@ async def _run_check(
         )
         if out.error:
             raise RuntimeError(f"check generation failed: {out.error}")
-        source = "model" if str(model) == str(get_model()) else f"critic:{model}"
+        source = "model" if model is get_model() else f"critic:{model}"
         text = out.completion
         verdict = check.parser(text) if check.parser is not None else None
         return CheckResult(prompt=check.prompt, text=text, verdict=verdict, source=source)

@@ -14,11 +14,12 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageUser, GenerateConfig
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
+from selfcorrect.inspect._names import named
 from selfcorrect.inspect.scorers import bbq_grader, jailbreak_judge, split_names
 from selfcorrect.inspect.solver import answer, cac
 
 
-@task
+@task(name=named("bbq"))
 def bbq(
     rounds: int = 1,
     check: str = "self",
@@ -125,7 +126,7 @@ def bbq(
     )
 
 
-@solver
+@solver(name=named("demos"))
 def demos(pairs: Sequence[Sequence[str]] = ()) -> Solver:
     """Put (user, assistant) demo exchanges before the question (in-context demos)."""
 
@@ -140,7 +141,7 @@ def demos(pairs: Sequence[Sequence[str]] = ()) -> Solver:
     return solve
 
 
-@task
+@task(name=named("advbench"))
 def advbench(
     n: int = 100,
     attack: str = "transfer:vicuna",
