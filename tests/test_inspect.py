@@ -255,12 +255,15 @@ def test_first_accepted_stops_at_a_passing_verdict_and_keeps_that_answer(tmp_pat
 
 
 @pytest.mark.parametrize(("p", "expected"), [("0", "pass"), ("1", "fail")])
-def test_oracle_checks_read_the_tasks_scorer(tmp_path, p, expected):
+@pytest.mark.parametrize("score_rounds", [True, False])
+def test_oracle_checks_read_the_tasks_scorer(tmp_path, p, expected, score_rounds):
     model = scripted(lambda msgs: "Paris" if "France" in msgs[0].text else "no idea")
-    log = run(own_task(), model, solver=cac(rounds=1, check=f"oracle:{p}"), log_dir=str(tmp_path))
+    solver = cac(rounds=1, check=f"oracle:{p}", score_rounds=score_rounds)
+    log = run(own_task(), model, solver=solver, log_dir=str(tmp_path))
     for s in log.samples:
         record = CaCRecord.from_dict(s.metadata[STORE_KEY])
-        right = s.scores["match_round0"].value == "C"
+        right = "Paris" in record.rounds[0].answer and "France" in s.input
+        assert ("match_round0" in s.scores) == score_rounds
         flipped = {"pass": "fail", "fail": "pass"}
         assert record.rounds[1].verdict == (expected if right else flipped[expected])
         assert record.rounds[1].check_source == "oracle"

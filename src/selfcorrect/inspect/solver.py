@@ -135,14 +135,15 @@ def cac(
         record = CaCRecord(
             check=_check_name(the_check, check), final=final, rounds=(_round(0, state),)
         )
-        scores = [await _score_round(state, 0)] if score_rounds else []
+        scores = [await _score_round(state)] if score_rounds else []
         record = _with_scores(record, scores)
         _save(state, record)
         for r in range(1, rounds + 1):
             assert the_check is not None
             conv = _conversation(state, question, record, config)
+            scored = scores[-1] if scores else None  # this answer's scores, when known
             result = await _run_check(
-                state, the_check, conv, r, critic, check_max_tokens, oracle_by_score, lock
+                state, the_check, conv, r, critic, check_max_tokens, oracle_by_score, scored, lock
             )
             state.messages.append(ChatMessageUser(content=result.prompt))
             state.messages.append(ChatMessageAssistant(content=result.text, source="generate"))
@@ -161,7 +162,7 @@ def cac(
             outputs.append(state.output)
             record = dataclasses.replace(record, rounds=(*record.rounds, _round(r, state, result)))
             if score_rounds:
-                scores.append(await _score_round(state, r))
+                scores.append(await _score_round(state))
                 record = _with_scores(record, scores)
             _save(state, record)
         if score_rounds:
@@ -251,6 +252,7 @@ async def _run_check(
     critic: str | None,
     max_tokens: int | None,
     oracle_by_score: bool,
+    scored: list[tuple[str, Score]] | None,
     lock: threading.Lock,
 ) -> CheckResult:
     if isinstance(check, SelfCheck | VerdictCheck):
@@ -267,7 +269,7 @@ async def _run_check(
         return CheckResult(prompt=check.prompt, text=text, verdict=verdict, source=source)
     if oracle_by_score:
         assert isinstance(check, OracleCheck)
-        correct = await _answer_correct(state)
+        correct = await _answer_correct(state, scored)
         check = dataclasses.replace(check, is_correct=lambda conv, answer: correct)
 
     def call() -> list[CheckResult]:
@@ -280,15 +282,17 @@ async def _run_check(
     return result
 
 
-async def _answer_correct(state: TaskState) -> bool:
-    """Whether the task's first scorer counts the current answer as correct (value 1)."""
-    scored = await _score_round(state, None)
+async def _answer_correct(state: TaskState, scored: list[tuple[str, Score]] | None) -> bool:
+    """Whether the task's first scorer counts the current answer as correct (value 1); scored
+    now unless the round's scores are given."""
+    if scored is None:
+        scored = await _score_round(state)
     if not scored:
         raise ValueError("check=oracle:P needs a task with a scorer (it is the ground truth)")
     return value_to_float()(scored[0][1].value) >= 1.0
 
 
-async def _score_round(state: TaskState, r: int | None) -> list[tuple[str, Score]]:
+async def _score_round(state: TaskState) -> list[tuple[str, Score]]:
     """The task's scores of the current answer, named as Inspect names its scorers."""
     try:
         scores = await score_state(state)
