@@ -78,24 +78,23 @@ HARD = ("Age:2936",)
 def _cac_one_at_a_time(backend):
     from selfcorrect.bbq.data import load_bbq
     from selfcorrect.bbq.prompts import paper_prompts, question_text
-    from selfcorrect.cac.checks import make_check
+    from selfcorrect.cac.checks import SelfCheck
     from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
 
     p = paper_prompts()
     examples = {e.uid: e for e in load_bbq("paper")[0]}
     config = CaCConfig(
         rounds=1,
-        check_prompt=p.check_prompt,
         reask_template=p.reask_prefix + "{question}",
         answer=GenParams(max_new_tokens=32, prefill=p.answer_prefill),
-        check=GenParams(max_new_tokens=20),
         reanswer=GenParams(max_new_tokens=4, prefill=p.answer_prefill),
     )
+    check = SelfCheck(prompt=p.check_prompt, params=GenParams(max_new_tokens=20))
     recorder = PromptRecorder(backend)
     out = []
     for uid in HARD:  # one at a time: the server sees a conversation's turns back to back
         conv = Conversation(id=uid, question=question_text(examples[uid]))
-        out += run_cac(recorder, [conv], make_check("self"), config)
+        out += run_cac(recorder, [conv], check, config)
     return recorder, out
 
 
