@@ -53,6 +53,9 @@ class GenParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     prefill: str = ""
+    # A GBNF grammar the output must match (constrained decoding). Applied by the llama.cpp
+    # backend; other backends ignore it (callers still parse strictly).
+    grammar: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -167,6 +167,21 @@ class LlamaCppBackend:
     def generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
         return [self._one(c, params) for c in chats]
 
+    def _grammar(self, source: str | None) -> Any:
+        """The compiled GBNF grammar for `source` (compiled once per distinct text)."""
+        if source is None:
+            return None
+        cache: dict[str, Any] = self.__dict__.setdefault("_grammars", {})
+        if source not in cache:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                with _quiet_stderr():
+                    cache[source] = LlamaGrammar.from_string(source, verbose=False)
+            except ValueError as exc:
+                raise ValueError(f"invalid GBNF grammar: {exc}") from exc
+        return cache[source]
+
     def _one(self, messages: Chat, params: GenParams) -> Completion:
         tokens = self.tokenize(self.prompt_text(messages, params.prefill))
         n_ctx = self.llm.n_ctx()
@@ -195,6 +210,7 @@ class LlamaCppBackend:
                 seed=params.seed,
                 stop=list(params.stop) or None,
                 repeat_penalty=1.0,
+                grammar=self._grammar(params.grammar),
             )
         except (RuntimeError, ValueError) as exc:  # llama.cpp decode failures surface here
             raise BackendError(f"{self.name}: generation failed: {exc}") from exc
