@@ -146,12 +146,15 @@ def test_cohen_kappa_matches_a_hand_computed_example():
 
 
 def test_score_judge_counts_unscored_and_hand_computed_metrics():
-    pred = [True, False, True, False, True, False, None]
-    truth = [True, False, False, True, True, False, True]
+    pred = [True, False, True, False, True, False, None, True]
+    truth = [True, False, False, True, True, False, True, False]
     s = score_judge("j", pred, truth, bootstrap=0)
-    assert (s.tp, s.fp, s.fn, s.tn, s.unscored) == (2, 1, 1, 2, 1)
-    assert s.precision == pytest.approx(2 / 3) and s.recall == pytest.approx(2 / 3)
-    assert s.f1 == pytest.approx(2 / 3) and s.kappa == pytest.approx(1 / 3)
+    # TP 2, FP 2, FN 1, TN 2 over 7 scored: precision 2/4, recall 2/3, F1 4/7;
+    # p_o = 4/7, p_e = (4/7)(3/7) + (3/7)(4/7) = 24/49, kappa = (28 - 24) / (49 - 24) = 4/25
+    assert (s.tp, s.fp, s.fn, s.tn, s.unscored) == (2, 2, 1, 2, 1)
+    assert s.precision == pytest.approx(1 / 2) and s.recall == pytest.approx(2 / 3)
+    assert s.f1 == pytest.approx(4 / 7) and s.kappa == pytest.approx(4 / 25)
+    assert s.agreement == pytest.approx(4 / 7) and s.positive_rate == pytest.approx(4 / 7)
 
 
 def test_validate_command_on_a_small_labelled_file(tmp_path):
