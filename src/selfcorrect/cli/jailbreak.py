@@ -53,6 +53,11 @@ def attack_cmd(
     gcg_update: str = typer.Option(
         "official", "--gcg-update", help="official (always take the best candidate) or keep-best."
     ),
+    autodan_mutation: str = typer.Option(
+        "auto",
+        "--autodan-mutation",
+        help="wordnet (official; needs nltk data), vocab (offline) or auto (wordnet if present).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     option: list[str] = typer.Option(
         None, "--option", help="Backend option key=value, repeatable."
@@ -90,6 +95,7 @@ def attack_cmd(
             "family": setup.family,
             "system_prompt": setup.system,
             "gcg_update": gcg_update,
+            "autodan_mutation": autodan_mutation,
         },
         model=model,
         seed=seed,
@@ -103,6 +109,7 @@ def attack_cmd(
         seed=seed,
         setup=setup,
         gcg_update=gcg_update,
+        autodan_mutation=autodan_mutation,
         log=lambda m: typer.echo(m, err=True),
     )
     run.finish(n=len(records))
@@ -154,6 +161,12 @@ def defend_cmd(
     max_new_tokens: int = typer.Option(
         64, "--max-new-tokens", min=1, help="Per turn (the paper: 64)."
     ),
+    temperature: float = typer.Option(
+        0.0, "--temperature", min=0.0, help="0 = greedy; the official Llama-2 runs: 0.6."
+    ),
+    top_p: float = typer.Option(
+        1.0, "--top-p", min=0.0, max=1.0, help="The official Llama-2 runs: 0.9."
+    ),
     harmless: bool = typer.Option(
         True, "--harmless/--no-harmless", help="Also measure over-refusal."
     ),
@@ -196,6 +209,8 @@ def defend_cmd(
         family=family,
         system_prompt=system_prompt,
         max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
         harmless=harmless,
         harmless_set=harmless_set,
         harmless_limit=harmless_limit,

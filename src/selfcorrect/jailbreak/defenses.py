@@ -144,8 +144,17 @@ def parse_defense(spec: str, *, family: str = "vicuna") -> Defense:
     raise ValueError(f"unknown defence {spec!r}; use one of: {DEFENSES}")
 
 
-def cac_config(defense: Defense, check_prompt: str, max_new_tokens: int, seed: int) -> CaCConfig:
-    params = GenParams(max_new_tokens=max_new_tokens, seed=seed)
+def cac_config(
+    defense: Defense,
+    check_prompt: str,
+    max_new_tokens: int,
+    seed: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> CaCConfig:
+    params = GenParams(
+        max_new_tokens=max_new_tokens, seed=seed, temperature=temperature, top_p=top_p
+    )
     return CaCConfig(
         rounds=defense.rounds,
         check_prompt=check_prompt,

@@ -48,6 +48,8 @@ class DefendConfig:
     family: str = "auto"  # whose ICD demos (and, with system_prompt="family", system prompt)
     system_prompt: str | None = None  # None: the chat template's own; "family": the protocol's
     max_new_tokens: int = 64
+    temperature: float = 0.0  # greedy (Vicuna); the official Llama-2 runs sample at 0.6
+    top_p: float = 1.0  # the official Llama-2 runs: 0.9
     harmless: bool = True  # measure over-refusal
     harmless_set: str = "xstest"  # XSTest's safe prompts, or "project" (52 written requests)
     harmless_limit: int | None = None
@@ -193,7 +195,9 @@ def run_defend(
             record=lambda it, conv, p=plan: record(p, it, conv),  # type: ignore[misc]
             backend=model,
             check=defense.check,
-            config=cac_config(defense, check_text, cfg.max_new_tokens, cfg.seed),
+            config=cac_config(
+                defense, check_text, cfg.max_new_tokens, cfg.seed, cfg.temperature, cfg.top_p
+            ),
             batch_size=cfg.batch_size,
             progress=progress,
         )

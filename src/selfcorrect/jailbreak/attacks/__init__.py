@@ -122,6 +122,7 @@ def run_attack(
     seed: int = 0,
     setup: AttackSetup | None = None,
     gcg_update: str = "official",
+    autodan_mutation: str = "auto",
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Write one record per behaviour (``id, goal, target, prompt, attack, defense`` plus attack
@@ -150,7 +151,9 @@ def run_attack(
             from selfcorrect.jailbreak.attacks.autodan import AutoDAN, AutoDANConfig
 
             optimiser = AutoDAN(
-                backend, AutoDANConfig.preset(preset, seed=seed), context=setup.context()
+                backend,
+                AutoDANConfig.preset(preset, seed=seed, mutation=autodan_mutation),
+                context=setup.context(),
             )
     suffix = transfer_suffix(arg) if kind == "transfer" else None
     (run.path / "checkpoints").mkdir(exist_ok=True)
