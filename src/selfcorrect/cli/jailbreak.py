@@ -195,7 +195,7 @@ def defend_cmd(
     over-refusal on XSTest's safe prompts."""
     from selfcorrect.jailbreak.attacks import read_attack_dir, run_attack
     from selfcorrect.jailbreak.behaviour_sets import behaviours as load
-    from selfcorrect.jailbreak.study import DefendConfig, run_defend
+    from selfcorrect.jailbreak.study import DefendConfig, run_defend, validate_config
     from selfcorrect.report.html import render_report
     from selfcorrect.runs import RunDir
 
@@ -227,6 +227,7 @@ def defend_cmd(
         if d is None:
             raise ValueError(f"{folder}: not an adaptive attack (made without --defense)")
         adaptive_sets.append((d, prompts))
+    validate_config(cfg, tuple(d for d, _ in adaptive_sets))
     if attack is not None:
         found, _ = load(data, limit=n)
         prompts = run_attack(

@@ -84,6 +84,22 @@ def _system_base(cfg: DefendConfig, family: str) -> str | None:
     return cfg.system_prompt
 
 
+def validate_config(cfg: DefendConfig, adaptive_defenses: tuple[str, ...] = ()) -> None:
+    """Every spec of `cfg` checked (one clear error) before anything is written or loaded."""
+    family = resolve_family(cfg.family, cfg.model)
+    resolve_check_prompt(cfg.check_prompt)
+    for d in (*cfg.defenses, *adaptive_defenses):
+        parse_defense(d, family=family)
+    for j in cfg.judges:
+        validate_judge_spec(j)
+    if cfg.harmless:
+        validate_classifier_spec(cfg.over_refusal_judge)
+    if cfg.harmless_set not in HARMLESS_SETS:
+        raise ValueError(
+            f"unknown harmless set {cfg.harmless_set!r}: use {', '.join(HARMLESS_SETS)}"
+        )
+
+
 def run_defend(
     cfg: DefendConfig,
     prompts: list[dict[str, Any]],
@@ -95,18 +111,11 @@ def run_defend(
 ) -> DefendMetrics:
     """Run every defence on `prompts` (and on the safe prompts), plus each ``(defence,
     prompts)`` of `adaptive`; returns the metrics (also written to metrics.json)."""
+    validate_config(cfg, tuple(d for d, _ in adaptive))  # before any work
     family = resolve_family(cfg.family, cfg.model)
     check_name, check_text = resolve_check_prompt(cfg.check_prompt)
     specs = list(dict.fromkeys([*cfg.defenses, *(d for d, _ in adaptive)]))
-    defenses = {d: parse_defense(d, family=family) for d in specs}  # validate before any work
-    for j in cfg.judges:
-        validate_judge_spec(j)
-    if cfg.harmless:
-        validate_classifier_spec(cfg.over_refusal_judge)
-    if cfg.harmless_set not in HARMLESS_SETS:
-        raise ValueError(
-            f"unknown harmless set {cfg.harmless_set!r}: use {', '.join(HARMLESS_SETS)}"
-        )
+    defenses = {d: parse_defense(d, family=family) for d in specs}
     system_base = _system_base(cfg, family)
     run = RunDir.open(
         out,
