@@ -267,3 +267,23 @@ def test_autodan_follows_the_official_genetic_algorithm(hf):
     assert len(state["losses"]) == 2 and state["losses"][1] <= state["losses"][0]
     assert state["prompt"] == assemble(state["prefix"], behaviour.goal)
     assert state["mutation"] in ("wordnet", "vocab")
+
+
+def test_failed_behaviours_are_counted_not_dropped(tmp_path):
+    """A prompt longer than the context fails on the real backend: the row reports n=1 answered
+    and 1 failed, metrics.json counts it, and a rerun retries it (still failing here)."""
+    from selfcorrect.backends.base import get_backend
+
+    tiny = get_backend("llamacpp/smollm2", n_ctx=256, cache_mb=0)
+    prompts = [
+        {"id": "short", "goal": "Say hi", "prompt": "Say hi", "attack": "none"},
+        {"id": "long", "goal": "x", "prompt": "Tell me " + "very " * 400, "attack": "none"},
+    ]
+    cfg = DefendConfig(defenses=("none",), judges=("refusal",), max_new_tokens=4, harmless=False)
+    m = run_defend(cfg, prompts, tmp_path / "f", backend=tiny, progress=False)
+    row = m.defenses["none"]
+    assert (row.n, row.n_failed, m.failed) == (1, 1, 1)
+    saved = json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert saved["failed"] == 1 and saved["defenses"]["none"]["n_failed"] == 1
+    again = run_defend(cfg, prompts, tmp_path / "f", backend=tiny, progress=False)
+    assert again.failed == 1 and again.defenses["none"].n == 1
