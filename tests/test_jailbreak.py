@@ -211,8 +211,8 @@ def test_gcg_official_update_spaces_positions_evenly_and_takes_the_best(hf, tmp_
     gen = torch.Generator().manual_seed(0)
     raw = GCGConfig(steps=1, batch_size=8, topk=16, n_suffix=4, update="keep-best")
     # the official positions: 8 candidates over 4 tokens, each position changed twice
-    pos = torch.arange(0, 4, 4 / 8).to(torch.int64)
-    assert pos.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert gcg.positions(4, gen).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert GCG(hf, raw).positions(4, gen).tolist() != [0, 0, 1, 1, 2, 2, 3, 3]
     cand = gcg.candidates(suffix, grad, gen)
     assert cand.shape[1] == 4 and all((c != suffix).sum() <= 2 for c in cand)
     state = gcg.attack(behaviour.goal, behaviour.target, tmp_path / "c.json")

@@ -129,15 +129,19 @@ class GCG:
         """Candidate suffixes (rows) from the gradient, per the configured update rule."""
         grad = grad.masked_fill(~self.allowed[None, : grad.shape[1]], float("inf"))
         top = (-grad).topk(self.cfg.topk, dim=1).indices  # (n_suffix, k)
-        c, n = self.cfg.batch_size, len(suffix)
-        if self.cfg.update == "official":
-            pos = torch.arange(0, n, n / c).to(torch.int64)[:c]  # evenly spaced positions
-        else:
-            pos = torch.randint(0, n, (c,), generator=gen)
+        c = self.cfg.batch_size
+        pos = self.positions(len(suffix), gen)
         pick = torch.randint(0, self.cfg.topk, (c,), generator=gen)
         cand = suffix.expand(c, -1).clone()
         cand[torch.arange(c), pos] = top[pos, pick]
         return self._filter(suffix, cand)
+
+    def positions(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """The suffix position each candidate changes: (batch,)."""
+        c = self.cfg.batch_size
+        if self.cfg.update == "official":  # evenly spaced, as the official sample_control
+            return torch.arange(0, n, n / c).to(torch.int64)[:c]
+        return torch.randint(0, n, (c,), generator=gen)
 
     def _filter(self, suffix: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
         enc = lambda s: self.tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
