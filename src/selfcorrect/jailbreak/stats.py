@@ -36,7 +36,7 @@ def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float | None:
         return None
     observed = sum(x == y for x, y in zip(a, b)) / n
     pa, pb = sum(a) / n, sum(b) / n
-    expected = pa * pb
+    expected = pa * pb + (1 - pa) * (1 - pb)
     if expected >= 1.0:
         return None
     return (observed - expected) / (1 - expected)
