@@ -236,7 +236,7 @@ def test_adaptive_attack_optimises_inside_the_defence_and_judges_on_32_tokens(hf
     assert isinstance(success, bool) and len(hf.tokenizer(text)["input_ids"]) <= 33
 
 
-def test_autodan_follows_the_official_genetic_algorithm(hf):
+def test_autodan_follows_the_official_genetic_algorithm():
     import random
 
     from selfcorrect.jailbreak.attacks.autodan import (
@@ -255,18 +255,36 @@ def test_autodan_follows_the_official_genetic_algorithm(hf):
     assert sorted(c1.split() + c2.split()) == sorted(a.split() + b.split())
     picks = roulette([0.0, 10.0], 200, random.Random(0))
     assert picks.count(0) > 190  # softmax(-loss): the low-loss prompt is chosen
-    behaviour = load_behaviours(limit=1)[0][0]
-    dan = AutoDAN(hf, AutoDANConfig(steps=2, population=10, seed=0))
+    dan = AutoDAN(None, AutoDANConfig(steps=2, population=10, seed=0))  # no model needed here
     population = dan.reference(random.Random(0))
     assert len(population) == 20 and all(p.endswith(" [PROMPT]:") for p in population)
-    assert not any("ChatGPT" in p for p in population)
+    assert not any("ChatGPT" in p for p in population) and len(set(population)) > 1
     losses = [float(i) for i in range(10)]
     nxt = dan.next_generation(population[:10], losses, random.Random(0))
     assert len(nxt) == 10 and nxt[0] == population[0]  # int(0.1 * 10) = 1 elite kept
-    state = dan.attack(behaviour.goal, behaviour.target)
-    assert len(state["losses"]) == 2 and state["losses"][1] <= state["losses"][0]
+
+
+def test_autodan_scores_prompts_on_a_real_model(hf):
+    from selfcorrect.jailbreak.attacks.autodan import AutoDAN, AutoDANConfig, assemble
+
+    behaviour = load_behaviours(limit=1)[0][0]
+    state = AutoDAN(hf, AutoDANConfig(steps=1, population=2, seed=0)).attack(
+        behaviour.goal, behaviour.target
+    )
+    assert len(state["losses"]) == 1 and state["losses"][0] > 0
     assert state["prompt"] == assemble(state["prefix"], behaviour.goal)
     assert state["mutation"] in ("wordnet", "vocab")
+
+
+@pytest.mark.slow
+def test_autodan_best_loss_never_rises_with_elites(hf):
+    from selfcorrect.jailbreak.attacks.autodan import AutoDAN, AutoDANConfig
+
+    behaviour = load_behaviours(limit=1)[0][0]
+    state = AutoDAN(hf, AutoDANConfig(steps=2, population=10, seed=0)).attack(
+        behaviour.goal, behaviour.target
+    )
+    assert len(state["losses"]) == 2 and state["losses"][1] <= state["losses"][0]
 
 
 def test_failed_behaviours_are_counted_not_dropped(tmp_path):
