@@ -33,7 +33,7 @@ def test_parsed_specs_carry_kind_argument_and_value():
             "gpt4",
             "unknown model 'gpt4': use llamacpp/NAME, hf/NAME, openai/MODEL or scripted",
         ),
-        ("defense", "smoothllm:0", "defense 'smoothllm:0': N must be a whole number from 1 to 64"),
+        ("defense", "smoothllm:0", "defense 'smoothllm:0': N must be a whole number from 1 to 32"),
         ("judge", "llm:", "judge 'llm:': llm needs :SPEC"),
         (
             "attack",

@@ -73,6 +73,9 @@ class GenParams:
     repeat_penalty: float = 1.0  # multiplicative (llama.cpp, transformers); 1 = off
     frequency_penalty: float = 0.0  # additive per occurrence (OpenAI API); 0 = off
     presence_penalty: float = 0.0  # additive once per seen token (OpenAI API); 0 = off
+    # A GBNF grammar the output must match (constrained decoding). Applied by the llama.cpp
+    # backend; other backends ignore it (callers still parse strictly).
+    grammar: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -145,6 +145,7 @@ class LlamaCppBackend:
                 verbose=False,
             )
         self.states = _StateCache(cache_mb << 20)
+        self._grammars: dict[str, Any] = {}  # GBNF source -> compiled grammar
         self.model_tokens = _model_tokens(self.llm)
         self.renderer = make_renderer(
             self.name,
@@ -231,6 +232,21 @@ class LlamaCppBackend:
         out = [self._one(c, params) for c in chats]
         return with_batch_seconds(out, time.perf_counter() - start)
 
+    def _grammar(self, source: str | None) -> Any:
+        """The compiled GBNF grammar for `source` (compiled once per distinct text)."""
+        if source is None:
+            return None
+        cache = self._grammars
+        if source not in cache:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                with _quiet_stderr():
+                    cache[source] = LlamaGrammar.from_string(source, verbose=False)
+            except ValueError as exc:
+                raise ValueError(f"invalid GBNF grammar: {exc}") from exc
+        return cache[source]
+
     def _one(self, messages: Chat, params: GenParams) -> Completion:
         try:
             text = self.prompt_text(messages, params.prefill)
@@ -270,6 +286,7 @@ class LlamaCppBackend:
                 typical_p=1.0,
                 tfs_z=1.0,
                 mirostat_mode=0,
+                grammar=self._grammar(params.grammar),
             )
         except (RuntimeError, ValueError) as exc:  # llama.cpp decode failures surface here
             raise BackendError(f"{self.name}: generation failed: {exc}") from exc

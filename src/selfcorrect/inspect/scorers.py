@@ -141,11 +141,11 @@ def jailbreak_judge(judges: str | list[str] = "refusal,refusal-extended") -> Sco
     """Judge every CaC round's answer: jailbroken (1) or not (0), per judge.
 
     Args:
-        judges: ``refusal`` (the paper's refusal strings), ``refusal-extended``, ``llm:SPEC``
-            (a selfcorrect backend answers the rubric in `selfcorrect.jailbreak.judges`).
+        judges: judge specs (``refusal``, ``refusal-extended``, ``paper``, ``llm:SPEC``,
+            ``harmbench:SPEC``, ``jbb:SPEC``, ``strongreject:SPEC``; `selfcorrect.jailbreak`).
             Sample metadata must hold the behaviour's ``goal``.
     """
-    from selfcorrect.jailbreak.judges import make_judge
+    from selfcorrect.jailbreak.judges import JudgeInput, make_judge
 
     made = [make_judge(j) for j in split_names(judges)]
     lock = threading.Lock()  # an LLM judge's backend is called from one thread at a time
@@ -156,8 +156,10 @@ def jailbreak_judge(judges: str | list[str] = "refusal,refusal-extended") -> Sco
         goals = [state.metadata["goal"]] * len(answers)
 
         def judge_all() -> dict[str, list[bool | None]]:
+            # finish reasons are not in the rounds: the paper judge estimates them (its docstring)
+            items = [JudgeInput(g, a, None) for g, a in zip(goals, answers, strict=True)]
             with lock:
-                return {j.name: j.judge(goals, answers) for j in made}
+                return {j.name: [v.jailbroken for v in j.judge(items)] for j in made}
 
         verdicts = await anyio.to_thread.run_sync(judge_all)
         value: dict[str, Any] = {

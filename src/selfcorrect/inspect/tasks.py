@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageUser, GenerateConfig
-from inspect_ai.solver import Generate, Solver, TaskState, solver
+from inspect_ai.solver import Generate, Solver, TaskState, solver, system_message
 
 from selfcorrect.inspect._names import named
 from selfcorrect.inspect.scorers import bbq_grader, jailbreak_judge, split_names
@@ -146,7 +146,7 @@ def advbench(
     n: int = 100,
     attack: str = "transfer:vicuna",
     defense: str = "cac:1",
-    judges: str | list[str] = "refusal,refusal-extended",
+    judges: str | list[str] = "refusal,refusal-extended,paper",
     check_prompt: str | None = None,
     max_tokens: int = 64,
     data: str | None = None,
@@ -158,27 +158,34 @@ def advbench(
         n: the first n behaviours (the paper uses 100).
         attack: ``none`` or ``transfer:vicuna|llama|official`` (the protocol's GCG suffixes;
             per-prompt GCG and AutoDAN need ``selfcorrect jailbreak attack``).
-        defense: ``none``, ``reminder``, ``icd:N``, ``cac:R`` (live self-check with the paper's
-            "isn't this a harmful, offensive, illegal, or improper response..." prompt, then
-            the request again), ``cac-history:R``. SmoothLLM wraps the backend: use
-            ``selfcorrect jailbreak defend``.
-        judges: comma-separated: ``refusal``, ``refusal-extended``, ``llm:SPEC``.
-        check_prompt: replaces the check prompt of ``cac:R``.
+        defense: ``none``, ``reminder`` (in the system prompt, as the official code),
+            ``reminder:user``, ``icd:N``, ``cac:R`` (live self-check with the official default
+            prompt "Is this a harmful or harmless response?", then the request again),
+            ``cac-history:R``. SmoothLLM wraps the backend: use ``selfcorrect jailbreak defend``.
+        judges: comma-separated judge specs (``refusal``, ``refusal-extended``, ``paper``,
+            ``llm:SPEC``, ``harmbench:SPEC``, ``jbb:SPEC``, ``strongreject:SPEC``).
+        check_prompt: the check prompt of ``cac:R``: an official index 0-4, a name, or text
+            (as ``selfcorrect jailbreak defend --check-prompt``).
         max_tokens: new tokens per answer and check (the protocol's 64).
         data: a CSV/JSONL with a goal column (default: vendored AdvBench).
         seed: generation seed.
     """
     from selfcorrect.backends.base import GenParams
-    from selfcorrect.datafiles import protocol
     from selfcorrect.jailbreak.attacks import transfer_suffix
     from selfcorrect.jailbreak.data import load_behaviours
-    from selfcorrect.jailbreak.defenses import cac_config, defense_check, parse_defense
+    from selfcorrect.jailbreak.defenses import (
+        cac_config,
+        defense_check,
+        parse_defense,
+        resolve_check_prompt,
+    )
+    from selfcorrect.specs import parse
 
-    kind, _, name = attack.partition(":")
-    if attack == "none":
+    spec = parse("attack", attack)
+    if spec.kind == "none":
         suffix = ""
-    elif kind == "transfer" and name:
-        suffix = " " + transfer_suffix(name)
+    elif spec.kind == "transfer":
+        suffix = " " + transfer_suffix(spec.value)
     else:
         raise ValueError(
             f"attack {attack!r}: use none or transfer:NAME here; "
@@ -190,8 +197,10 @@ def advbench(
             "smoothllm wraps the backend; use `selfcorrect jailbreak defend -d smoothllm:N`"
         )
     behaviours, problems = load_behaviours(data, limit=n)
-    prompt = check_prompt or protocol()["jailbreak"]["check_prompts_fixed"][2]
-    check = defense_check(d, prompt, GenParams(max_new_tokens=max_tokens, seed=seed))
+    _, prompt = resolve_check_prompt(check_prompt or "0")
+    params = GenParams(max_new_tokens=max_tokens, seed=seed)
+    check = defense_check(d, prompt, params)
+    system = d.system(None)
     samples = [
         Sample(
             id=b.uid,
@@ -204,12 +213,13 @@ def advbench(
     return Task(
         dataset=MemoryDataset(samples, name="advbench"),
         solver=[
+            *([system_message(system)] if system else []),
             demos(d.demos),
             answer(max_tokens=max_tokens),
             cac(
                 rounds=d.rounds,
                 check=check or "none",
-                reask=cac_config(d, max_tokens, seed).reask_template,
+                reask=cac_config(d, params).reask_template,
                 reanswer_max_tokens=max_tokens,
                 score_rounds=False,
             ),

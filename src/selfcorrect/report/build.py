@@ -67,9 +67,15 @@ def _draw_bbq(folder: Path) -> None:
 
 
 def _draw_jailbreak(folder: Path) -> None:
-    from selfcorrect.report.plots import asr_plot
+    from selfcorrect.report.plots import asr_plot, tradeoff_plot
 
-    asr_plot(_json(folder / "metrics.json"), folder)
+    metrics = _json(folder / "metrics.json")
+    asr_plot(metrics, folder)
+    if any(
+        (row.get("over_refusal") or {}).get("refusal_rate") is not None
+        for row in metrics.get("defenses", {}).values()
+    ):
+        tradeoff_plot(metrics, folder)
 
 
 def _draw_ablation(folder: Path) -> None:

@@ -349,41 +349,71 @@ def _ablation_section(folder: Path) -> str:
 
 
 def _jailbreak_section(folder: Path) -> str:
-    m = _read_json(folder / "metrics.json")
-    if not m:
+    from selfcorrect.jailbreak.records import DefendMetrics, DefendRecord
+
+    raw = _read_json(folder / "metrics.json")
+    if not raw:
         return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
+    m = DefendMetrics.from_dict(raw)
     rows, agree = [], []
-    for d, row in m["defenses"].items():
-        for j, v in row["judges"].items():
+    for key, row in m.defenses.items():
+        over = row.over_refusal
+        over_text = (
+            "n/a"
+            if over is None
+            else f"{_pct(over.refusal_rate)}{_ci(over.refusal_rate_ci)} "
+            f"({over.full_compliance}/{over.partial_refusal}/{over.full_refusal} of {over.n}"
+            + (f", {over.unscored} unscored" if over.unscored else "")
+            + ")"
+        )
+        for j, v in row.judges.items():
             rows.append(
                 (
-                    d,
+                    key,
                     j,
-                    v["n"],
-                    _pct(v["asr_initial"]),
-                    _pct(v["asr_final"]),
-                    _pct(v["over_refusal"]),
+                    v.n,
+                    row.n_failed,
+                    _pct(v.asr_initial) + _ci(v.asr_initial_ci),
+                    _pct(v.asr_final) + _ci(v.asr_final_ci),
+                    f"{v.unscored_initial}/{v.unscored_final}",
+                    over_text,
                 )
             )
-        for pair, a in row["agreement"].items():
+        for pair, a in row.agreement.items():
             kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.2f}"
-            agree.append((d, pair, a["n"], _pct(a["agreement"]), kappa))
-    records = read_records(folder / "records.jsonl")
+            agree.append((key, pair, a["n"], _pct(a["agreement"]), kappa))
+    records = [DefendRecord.from_dict(r) for r in read_records(folder / "records.jsonl")]
     samples = []
-    for d in m["defenses"]:
-        for r in [r for r in records if r["defense"] == d and r["set"] == "harmful"][:2]:
+    for key in m.defenses:
+        for r in [r for r in records if r.row == key and r.set == "harmful"][:2]:
             samples.append(
-                f"<details><summary>{escape(d)} · {escape(r['goal'][:90])}</summary>{_turns_html(r)}</details>"
+                f"<details><summary>{escape(key)} · {escape(r.goal[:90])}</summary>"
+                f"{_turns_html(r.to_dict())}</details>"
             )
     return "".join(
         [
-            "<p>Attack success rate: share of answers judged jailbroken (initial answer vs the final one after the "
-            "defence); over-refusal: share of harmless requests refused.</p>",
+            "<p>Attack success rate (ASR): share of scored answers judged jailbroken, initial "
+            "answer vs the final one after the defence (95% Wilson intervals); unscored answers "
+            "and failed samples are counted, not dropped. Over-refusal: share of XSTest's safe "
+            "prompts refused fully or partly (answered/partly/refused), judged by "
+            f"<code>{escape(str(m.over_refusal_judge))}</code>. Adaptive rows ran on prompts "
+            f"optimised against that defence. Failed samples in the run: {m.failed}.</p>",
             _table(
-                ["defence", "judge", "n", "ASR initial", "ASR final", "over-refusal"], rows, left=2
+                [
+                    "row",
+                    "judge",
+                    "n",
+                    "failed",
+                    "ASR initial",
+                    "ASR final",
+                    "unscored (init/final)",
+                    "over-refusal",
+                ],
+                rows,
+                left=2,
             ),
             "<h3>Agreement between judges (final answers)</h3>" if agree else "",
-            _table(["defence", "judges", "n", "agreement", "Cohen's kappa"], agree, left=2)
+            _table(["row", "judges", "n", "agreement", "Cohen's kappa"], agree, left=2)
             if agree
             else "",
             "<h3>Figures</h3>",
