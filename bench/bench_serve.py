@@ -29,7 +29,8 @@ from pathlib import Path
 
 from selfcorrect.backends.base import GenParams, get_backend
 from selfcorrect.cac.checks import SelfCheck
-from selfcorrect.cac.engine import CaCConfig, Conversation, Scheduler
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig, Scheduler
 
 TOKENS = 16
 

@@ -79,7 +79,8 @@ def _cac_one_at_a_time(backend):
     from selfcorrect.bbq.data import load_bbq
     from selfcorrect.bbq.prompts import paper_prompts, question_text
     from selfcorrect.cac.checks import SelfCheck
-    from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
+    from selfcorrect.cac.conversation import Conversation
+    from selfcorrect.cac.engine import CaCConfig, run_cac
 
     p = paper_prompts()
     examples = {e.uid: e for e in load_bbq("paper")[0]}

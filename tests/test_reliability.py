@@ -383,7 +383,7 @@ def test_dollar_signs_in_plot_labels_are_text(tmp_path):
 
 
 def test_model_text_reaches_the_terminal_without_control_sequences():
-    from selfcorrect.cac.engine import Conversation, Turn
+    from selfcorrect.cac.conversation import Conversation, Turn
     from selfcorrect.cli.common import format_transcript, strip_control
 
     evil = (

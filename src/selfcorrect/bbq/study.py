@@ -15,7 +15,8 @@ from selfcorrect.bbq.parse import parse_answer, parse_answer_official, review_ve
 from selfcorrect.bbq.prompts import STYLES, paper_prompts, question_text
 from selfcorrect.bbq.records import BBQRecord, RoundResult
 from selfcorrect.cac.checks import Check, CheckSettings, make_check
-from selfcorrect.cac.engine import CaCConfig, Conversation
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import run_samples
 from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.runs import RunDir

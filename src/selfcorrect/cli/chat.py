@@ -9,7 +9,8 @@ import typer
 from selfcorrect.backends.base import GenParams, get_backend
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.cac.checks import CheckSettings, make_check
-from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig, run_cac
 from selfcorrect.cli.common import format_transcript, parse_options
 from selfcorrect.specs import FAMILIES, parse
 

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from selfcorrect.backends.base import BackendError, ModelSpecError
-from selfcorrect.cac.engine import Conversation
+from selfcorrect.cac.conversation import Conversation
 from selfcorrect.datafiles import DataError
 from selfcorrect.runs import RECORDS, RunDirError, last_opened, read_records
 

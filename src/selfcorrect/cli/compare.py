@@ -73,7 +73,8 @@ def _run(backend: Any, k: int, rounds: int, answer: int, check: int, seed: int) 
     from selfcorrect.bbq.parse import review_verdict
     from selfcorrect.bbq.prompts import paper_prompts, question_text
     from selfcorrect.cac.checks import SelfCheck
-    from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
+    from selfcorrect.cac.conversation import Conversation
+    from selfcorrect.cac.engine import CaCConfig, run_cac
 
     p = paper_prompts()
     examples, _ = load_bbq("paper")

@@ -16,7 +16,7 @@ import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.bbq.study import BBQConfig, run_bbq
-from selfcorrect.cac.engine import Conversation, Turn
+from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cli.bbq import format_table
 from selfcorrect.cli.common import format_transcript
 from selfcorrect.report.html import render_report

@@ -38,7 +38,8 @@ from inspect_ai.tool import ToolChoice, ToolInfo
 
 from selfcorrect.backends.base import Backend, GenParams, Message, get_backend
 from selfcorrect.cac.checks import DEFAULT_CHECK_PARAMS, Check, CheckSettings, make_check
-from selfcorrect.cac.engine import CaCConfig, Conversation
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.inspect.rounds import OUTPUT_KEY, from_conversation
 from selfcorrect.serve.batcher import Batcher
 from selfcorrect.specs import parse

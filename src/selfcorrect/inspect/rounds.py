@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from selfcorrect.cac.engine import Conversation
+from selfcorrect.cac.conversation import Conversation
 
 STORE_KEY = "selfcorrect_cac"  # solver: TaskState.store and TaskState.metadata
 OUTPUT_KEY = "selfcorrect"  # provider: ModelOutput.metadata

@@ -37,7 +37,8 @@ from selfcorrect.cac.checks import (
     VerdictCheck,
     make_check,
 )
-from selfcorrect.cac.engine import CaCConfig, Conversation, Turn
+from selfcorrect.cac.conversation import Conversation, Turn
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.inspect._names import named
 from selfcorrect.inspect.rounds import STORE_KEY, CaCRecord, RoundRecord
 from selfcorrect.specs import parse

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from selfcorrect.backends.base import Backend, Chat, Completion, GenParams, Message
 from selfcorrect.cac.checks import Check, SelfCheck, parse_yes_no
-from selfcorrect.cac.engine import CaCConfig, Verdict
+from selfcorrect.cac.conversation import Verdict
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.datafiles import protocol
 from selfcorrect.specs import parse
 

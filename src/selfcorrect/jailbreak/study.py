@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
-from selfcorrect.cac.engine import Conversation
+from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.runner import run_samples
 from selfcorrect.datafiles import protocol, read_csv, vendored
 from selfcorrect.fingerprint import backend_inputs
