@@ -70,7 +70,7 @@ def test_attack_records_and_transfer_suffixes(tmp_path):
         ("icd:9", "from 1 to 3"),
         ("cac:x", "whole number"),
         ("cac", "cac needs :R"),
-        ("magic", "unknown defense 'magic': use none, reminder[:user], icd:N"),
+        ("magic", "unknown defense 'magic': use none, reminder"),
         ("cac-history:5", "from 1 to 2"),
         ("smoothllm:33", "from 1 to 32"),
         ("reminder:2", "user must be user"),

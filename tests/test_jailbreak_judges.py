@@ -131,7 +131,7 @@ def test_model_judge_failure_is_unscored():
 def test_bad_judge_specs():
     with pytest.raises(ValueError, match="unknown judge 'gpt'"):
         make_judge("gpt")
-    with pytest.raises(ValueError, match="harmbench needs a model"):
+    with pytest.raises(ValueError, match="harmbench needs :SPEC"):
         make_judge("harmbench")
 
 

@@ -270,7 +270,9 @@ def test_defend_on_two_attack_directories_into_one_out_is_refused(tmp_path):
     first = _cli(*defend, str(tmp_path / "a"), *small)
     assert first.returncode == 0, first.stderr
     second = _cli(*defend, str(tmp_path / "b"), *small)
-    assert second.returncode == 2 and "different inputs (attack_prompts" in second.stderr
+    # refused, naming what differs: the attack directory (config) or its prompts (inputs)
+    assert second.returncode == 2
+    assert "sources" in second.stderr or "attack_prompts" in second.stderr
     # the report reads the run, a torn line and a U+2028 in a record included
     record = _records_raw(tmp_path / "d")[0]
     with open(tmp_path / "d" / RECORDS, "ab") as fh:
