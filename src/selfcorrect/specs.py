@@ -88,6 +88,16 @@ def _model(text: str) -> Spec:
     return parse("model", text)
 
 
+def _regex(text: str) -> str:
+    import re
+
+    try:
+        re.compile(text)
+    except re.error:
+        raise ValueError(text) from None
+    return text
+
+
 @dataclass(frozen=True)
 class Family:
     """One spec family: its kinds (each with an argument rule, or None for no argument)."""
@@ -146,6 +156,16 @@ FAMILIES: dict[str, Family] = {
         {
             "refusal": None,
             "refusal-extended": None,
+            "llm": MODEL_SPEC,
+        },
+    ),
+    "scorer": Family(
+        "scorer",
+        {
+            "exact": None,
+            "numeric": None,
+            "choice": None,
+            "regex": Arg("PATTERN", _regex, "a valid Python regular expression"),
             "llm": MODEL_SPEC,
         },
     ),
