@@ -50,6 +50,9 @@ def test_flips_go_the_right_way():
 def test_check_accuracy_judges_the_previous_answer_and_leaves_out_unknowns():
     c = check_accuracy(RECORDS, 1)
     assert (c["n"], c["n_unknown"], c["accuracy"]) == (3, 1, pytest.approx(2 / 3))
+    # a failed wrong answer that the next round fixes: the check was right
+    fixed = [_rec([False, True], checks=["fail"]), _rec([False, False], checks=["pass"])]
+    assert check_accuracy(fixed, 1)["accuracy"] == 0.5
 
 
 def test_a_stopped_conversation_keeps_its_accepted_answer_and_generates_nothing_more():
