@@ -217,3 +217,29 @@ def test_compare_intrinsic_oracle_stopped_and_self_consistency_on_the_real_model
     assert len(sc_records) == 4 * sc["k_drawn"]
     again = run_compare(base, modes, tmp_path, sc_max_k=4, backend=smollm2, progress=False)
     assert again == summary and len(_records(tmp_path / "self-consistency")) == len(sc_records)
+
+
+def test_cot_reads_the_answer_after_the_reasoning(tmp_path):
+    def respond(chat, params):
+        if chat[-1].content.startswith("So what is the final answer?"):
+            assert params.prefill == P.ANSWER_CUE
+            return " 18."
+        return " 16 - 3 - 4 = 9 eggs, 9 * 2 = 18 dollars."
+
+    backend = ScriptedBackend(respond)
+    cfg = TaskConfig(
+        model="scripted",
+        data=str(_eggs_file(tmp_path)),
+        question_field="q",
+        answer_field="a",
+        scorer="numeric",
+        prompt="cot",
+        rounds=1,
+    )
+    run_task(cfg, tmp_path / "cot", backend=backend, progress=False, plots=False)
+    [record] = _records(tmp_path / "cot")
+    kinds = [t["kind"] for t in record["turns"]]
+    assert kinds.count("reasoning") == 2 and kinds.count("followup") == 2
+    assert [r["answer_text"] for r in record["rounds"]] == ["The answer is 18."] * 2
+    assert [r["correct"] for r in record["rounds"]] == [True, True]
+    assert "Let's think step by step." in backend.calls[0][0][-1].content
