@@ -104,3 +104,30 @@ def test_config_errors_name_the_option():
     with pytest.raises(ValueError, match="gsm8k has numeric answers"):
         load_task("gsm8k", Fields(), "choice")
     assert str(TaskConfig(data="csqa").scorer) == "choice"
+
+
+def test_bad_input_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    path = _jsonl(tmp_path / "q.jsonl", [{"question": "x", "answer": "1"}])
+    out = tmp_path / "out"
+    for args, message in [
+        (
+            ["--data", str(path), "--question-field", "q", "--scorer", "exact"],
+            "no row has the field 'q'",
+        ),
+        (["--data", str(path)], "--scorer is required"),
+        (["--data", str(path), "--scorer", "regex:("], "PATTERN must be a valid Python regular"),
+        (["--data", "gsm8k", "--compare", "intrinsic,oracle"], "unknown mode oracle"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "selfcorrect", "task", *args, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+        assert message in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
