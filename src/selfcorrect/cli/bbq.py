@@ -200,7 +200,9 @@ def bbq(
 
 
 def bbq_ablation(
-    kind: str = typer.Argument(..., help="check-quality, rounds, check-type or model-size."),
+    kind: str = typer.Argument(
+        ..., help="check-quality, rounds, check-type, model-size or intrinsic-vs-oracle."
+    ),
     model: str = typer.Option(
         DEFAULT_MODEL, "--model", "-m", help="Model spec (all kinds but model-size)."
     ),
@@ -211,7 +213,9 @@ def bbq_ablation(
     checks: list[str] = typer.Option(
         None, "--checks", help="check-type: checks to compare (default self, verdict)."
     ),
-    check: str = typer.Option("self", "--check", help="rounds / model-size: the check source."),
+    check: str = typer.Option(
+        "self", "--check", help="rounds / model-size / intrinsic-vs-oracle: the check source."
+    ),
     rounds: int = typer.Option(
         1, "--rounds", "-r", min=1, help="CaC rounds (rounds: the maximum)."
     ),

@@ -51,14 +51,15 @@ def format_compare(summary: Mapping[str, Any]) -> str:
     """One line per mode: first and final accuracy, flips, check accuracy, tokens per question."""
     lines = [
         f"{'mode':18s} {'n':>4s} {'acc r0':>7s} {'final':>7s} {'unscored':>9s} {'w->r':>5s} "
-        f"{'r->w':>5s} {'check':>7s} {'tokens/q':>9s}"
+        f"{'r->w':>5s} {'check acc (judged)':>18s} {'tokens/q':>9s}"
     ]
     for r in summary["modes"]:
         tokens = "n/a" if r["tokens_per_question"] is None else f"{r['tokens_per_question']:.1f}"
         lines.append(
             f"{r['mode']:18s} {r['n']:4d} {_pct(r['accuracy_first']):>7s} "
             f"{_pct(r['accuracy_final']):>7s} {_pct(r['unscored_final']):>9s} "
-            f"{r['wrong_to_right']:5d} {r['right_to_wrong']:5d} {_pct(r['check_accuracy']):>7s} "
+            f"{r['wrong_to_right']:5d} {r['right_to_wrong']:5d} "
+            f"{_pct(r['check_accuracy']) + ' (' + str(r['checks_judged']) + ')':>18s} "
             f"{tokens:>9s}"
         )
     sc = summary.get("self_consistency")
@@ -66,7 +67,7 @@ def format_compare(summary: Mapping[str, Any]) -> str:
         lines.append(
             f"{'self-consistency':18s} {sc['n']:4d} {_pct(sc['curve'][0]['accuracy']):>7s} "
             f"{_pct(sc['accuracy']):>7s} {_pct(sc['unscored_rate']):>9s} {'':>5s} {'':>5s} "
-            f"{'':>7s} {sc['tokens_per_question']:9.1f}"
+            f"{'':>18s} {sc['tokens_per_question']:9.1f}"
         )
         if sc.get("matched_to"):
             lines.append(

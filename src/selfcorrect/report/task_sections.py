@@ -123,7 +123,7 @@ def compare_rows(summary: dict[str, Any]) -> list[tuple[Any, ...]]:
                 pct(r["unscored_final"]),
                 r["wrong_to_right"],
                 r["right_to_wrong"],
-                pct(r["check_accuracy"]),
+                f"{pct(r['check_accuracy'])} of {r['checks_judged']}",
                 "n/a" if r["tokens_per_question"] is None else f"{r['tokens_per_question']:.1f}",
             )
         )
@@ -155,7 +155,7 @@ COMPARE_HEAD = [
     "unscored final",
     "wrong→right",
     "right→wrong",
-    "check acc",
+    "check acc (of judged)",
     "tokens/question",
 ]
 
