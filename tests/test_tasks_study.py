@@ -215,6 +215,10 @@ def test_compare_intrinsic_oracle_stopped_and_self_consistency_on_the_real_model
     assert (tmp_path / "accuracy_vs_tokens.png").exists()
     sc_records = _records(tmp_path / "self-consistency")
     assert len(sc_records) == 4 * sc["k_drawn"]
+    by_question: dict[str, set[str]] = {}
+    for r in sc_records:
+        by_question.setdefault(r["question_id"], set()).add(r["answer_text"])
+    assert any(len(texts) > 1 for texts in by_question.values())  # samples differ by seed
     again = run_compare(base, modes, tmp_path, sc_max_k=4, backend=smollm2, progress=False)
     assert again == summary and len(_records(tmp_path / "self-consistency")) == len(sc_records)
 
