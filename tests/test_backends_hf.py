@@ -39,6 +39,32 @@ def test_same_greedy_text_as_llamacpp_on_a_short_answer(hf, smollm2):
     )
 
 
+def test_renders_the_same_prompts_as_llamacpp_from_the_same_gguf(hf, smollm2):
+    from test_backends_parity import CHATS
+
+    assert hf.renderer.source == "model" and hf.template == smollm2.template
+    for c, prefill in CHATS:
+        assert hf.prompt_text(c, prefill) == smollm2.prompt_text(c, prefill)
+    c, prefill = CHATS[1]  # system prompt and the BBQ prefill
+    params = GenParams(max_new_tokens=4, prefill=prefill)
+    assert (
+        hf.generate([c], params)[0].prompt_sha256 == smollm2.generate([c], params)[0].prompt_sha256
+    )
+
+
+def test_the_models_generation_config_does_not_leak_in(hf):
+    c = [chat(("user", "Name three colours."))]
+    params = GenParams(max_new_tokens=8)
+    before = hf.generate(c, params)[0].text
+    config = hf.model.generation_config
+    saved = config.repetition_penalty, config.no_repeat_ngram_size
+    config.repetition_penalty, config.no_repeat_ngram_size = 3.0, 2
+    try:
+        assert hf.generate(c, params)[0].text == before
+    finally:
+        config.repetition_penalty, config.no_repeat_ngram_size = saved
+
+
 def test_named_templates_render_the_papers_formats():
     msgs = chat(("system", "SYS"), ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"))
     vicuna = render_chat(VICUNA_V11, msgs, eos_token="</s>", prefill="The answer is")

@@ -47,6 +47,39 @@ def test_seeded_sampling_repeats(smollm2):
     assert a == b
 
 
+def test_temperature_is_honoured(smollm2):
+    greedy = smollm2.generate([Q2], GenParams(max_new_tokens=12))[0].text
+    sampled = [
+        smollm2.generate([Q2], GenParams(max_new_tokens=12, temperature=1.5, seed=s))[0].text
+        for s in range(4)
+    ]
+    assert any(text != greedy for text in sampled)
+    # top_k=1 keeps only the most likely token: sampling at any temperature is greedy again
+    top1 = GenParams(max_new_tokens=12, temperature=1.5, seed=1, top_k=1)
+    assert smollm2.generate([Q2], top1)[0].text == greedy
+
+
+def test_timing_fields(smollm2):
+    out = smollm2.generate([Q1, Q2], GenParams(max_new_tokens=4))
+    # sequential: the requests' own seconds add up to at most the call's wall time
+    assert out[0].batch_seconds == out[1].batch_seconds > 0
+    assert out[0].seconds > 0 and sum(c.seconds for c in out) <= out[0].batch_seconds
+    assert all(c.prompt_sha256 and len(c.prompt_sha256) == 64 for c in out)
+
+
+def test_preset_and_template_errors(smollm2):
+    vicuna = get_backend("llamacpp/smollm2", preset="vicuna-fastchat", cache_mb=0)
+    text = vicuna.prompt_text(Q1, "The answer is")
+    assert text.startswith("A chat between") and text.endswith("ASSISTANT: The answer is<|im_end|>")
+    assert vicuna.preset.name == "vicuna-fastchat"
+    assert vicuna.describe()["renderer"]["template"] == "builtin:vicuna_v1.1"
+    strict = get_backend(
+        "llamacpp/smollm2", template="{{ raise_exception('no system please') }}", cache_mb=0
+    )
+    out = strict.generate([Q1], GenParams(max_new_tokens=2))[0]
+    assert out.finish_reason == "error" and "no system please" in out.error
+
+
 def test_length_limit_and_finish_reason(smollm2):
     out = smollm2.generate(
         [chat(("user", "Write a long story about a dragon."))], GenParams(max_new_tokens=5)

@@ -75,12 +75,58 @@ def test_retries_are_bounded(server_url):
     assert "HTTP 500" in (out.error or "") and len(log) == 3
 
 
-def test_api_key_is_read_from_env_and_not_shown(monkeypatch, server_url):
+def test_api_key_is_read_from_env_and_sent_as_bearer(monkeypatch, server_url):
     monkeypatch.setenv("MY_KEY", "sk-secret-123")
-    backend = _backend(server_url, api_key_env="MY_KEY")
-    assert "sk-secret-123" not in repr(backend) and "sk-secret-123" not in str(
-        vars(backend).get("name")
+    seen: list[dict] = []
+    with fault_proxy(server_url, [], seen) as (url, _):
+        backend = _backend(url, api_key_env="MY_KEY")
+        out = backend.generate([Q[0]], GenParams(max_new_tokens=2))[0]
+    assert out.error is None
+    headers = {k.lower(): v for k, v in seen[0]["headers"].items()}
+    assert headers["authorization"] == "Bearer sk-secret-123"
+    assert "sk-secret-123" not in repr(backend) and "sk-secret-123" not in str(backend.describe())
+
+
+def test_retry_after_is_honoured(server_url):
+    seen: list[dict] = []
+    with fault_proxy(server_url, [(503, {"retry-after": "1"}, b"{}")], seen) as (url, log):
+        out = _backend(url, max_retries=2).generate([Q[0]], GenParams(max_new_tokens=2))[0]
+    assert out.error is None and len(seen) == 2
+    # backoff alone would wait ~0.01 s; the server asked for 1 s
+    assert seen[1]["time"] - seen[0]["time"] >= 1.0
+
+
+def test_every_decoding_field_is_sent_explicitly(server_url):
+    seen: list[dict] = []
+    params = GenParams(
+        max_new_tokens=3,
+        temperature=0.7,
+        top_p=0.9,
+        top_k=20,
+        min_p=0.05,
+        repeat_penalty=1.0,
+        frequency_penalty=0.1,
+        presence_penalty=0.2,
+        seed=5,
+        stop=("\n\n",),
     )
+    with fault_proxy(server_url, [], seen) as (url, _):
+        _backend(url).generate([Q[0]], params)
+    body = seen[0]["json"]
+    expected = {
+        "max_tokens": 3,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "top_k": 20,
+        "min_p": 0.05,
+        "repeat_penalty": 1.0,  # llama_cpp.server's own default would be 1.1
+        "repetition_penalty": 1.0,  # vLLM's name
+        "frequency_penalty": 0.1,
+        "presence_penalty": 0.2,
+        "seed": 5,
+        "stop": ["\n\n"],
+    }
+    assert {k: body.get(k) for k in expected} == expected
 
 
 def test_timeouts_and_empty_completions_are_retried(server_url):
@@ -106,3 +152,28 @@ def test_many_concurrent_requests_come_back_once_and_in_order(server_url):
     assert backend.requests == 48  # no duplicate requests
     again = [backend.generate([c], GenParams(max_new_tokens=3))[0].text for c in chats[:3]]
     assert again == [c.text for c in out[:3]]
+
+
+def test_every_request_of_a_conversation_carries_one_session_key(server_url):
+    from selfcorrect.cac.checks import SelfCheck
+    from selfcorrect.cac.engine import CaCConfig, run_cac
+
+    seen: list[dict] = []
+    short = GenParams(max_new_tokens=3)
+    with fault_proxy(server_url, [], seen) as (url, _):
+        convs = run_cac(
+            get_backend("openai/smollm2", base_url=url, backoff=0.01),  # chat mode
+            ["Is 7 prime?", "Name a colour."],
+            SelfCheck(params=short),
+            CaCConfig(rounds=2, answer=short, reanswer=short),
+        )
+    assert all(len(c.answers()) == 3 for c in convs)
+    keys: dict[str, set[str]] = {}
+    for request in seen:
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        first_user = next(m["content"] for m in request["json"]["messages"] if m["role"] == "user")
+        assert headers["x-session-id"] == request["json"]["user"]
+        keys.setdefault(first_user, set()).add(headers["x-session-id"])
+    assert len(seen) == 2 * 5  # two conversations, five model calls each
+    assert [len(v) for v in keys.values()] == [1, 1]  # one key per conversation...
+    assert len(set.union(*keys.values())) == 2  # ...and a different one for each

@@ -89,3 +89,87 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(DataError, match="file is empty"):
         load_bbq(tmp_path / "empty.jsonl")
+
+
+def _good_row():
+    from selfcorrect.datafiles import vendored
+
+    with open(vendored("bbq", "paper_subset", "Age.jsonl"), encoding="utf-8") as fh:
+        return json.loads(fh.readline())
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"example_id": [1]}, "example_id must be a whole number"),
+        ({"example_id": True}, "example_id must be a whole number"),
+        ({"answer_info": {"ans0": [1, 2], "ans1": [3, 4], "ans2": [5, 6]}}, "answer_info must"),
+        ({"answer_info": ["ans0"]}, "answer_info must"),
+        (
+            {"additional_metadata": ["old"]},
+            "additional_metadata.stereotyped_groups must be a list of strings",
+        ),
+        (
+            {"additional_metadata": {"stereotyped_groups": "old"}},
+            "additional_metadata.stereotyped_groups must",
+        ),
+        (
+            {"additional_metadata": {"stereotyped_groups": [1]}},
+            "additional_metadata.stereotyped_groups must",
+        ),
+        ({"question_polarity": ["neg"]}, "question_polarity must be"),
+        ({"context": {"a": 1}}, "context must be a non-empty string"),
+        ({"label": "2"}, "label must be 0, 1 or 2"),
+    ],
+)
+def test_wrong_json_types_are_named_rows_not_crashes(tmp_path, change, message):
+    good = _good_row()
+    path = tmp_path / "types.jsonl"
+    path.write_text(
+        json.dumps(good) + "\n" + json.dumps({**good, "example_id": 9, **change}) + "\n"
+    )
+    examples, problems = load_bbq(path)
+    assert len(examples) == 1 and len(problems) == 1
+    assert f"types.jsonl:2: {message}" in str(problems[0])
+
+
+def test_bom_crlf_and_line_separators_inside_values(tmp_path):
+    good = _good_row()
+    odd = {**good, "example_id": 7, "context": good["context"] + " \u2028 and \u0085 too"}
+    path = tmp_path / "bom.jsonl"
+    text = json.dumps(good, ensure_ascii=False) + "\r\n" + json.dumps(odd, ensure_ascii=False)
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8") + b"\r\n")
+    examples, problems = load_bbq(path)
+    assert not problems and len(examples) == 2  # the first row survives the BOM
+    assert examples[1].context.endswith(" \u2028 and \u0085 too")
+
+
+def test_nul_and_huge_lines_are_named(tmp_path):
+    good = json.dumps(_good_row())
+    path = tmp_path / "nul.jsonl"
+    path.write_bytes(
+        good.encode() + b"\n" + b'{"a": "\x00"}\n' + b'{"a": "' + b"x" * (2 << 20) + b'"}\n'
+    )
+    examples, problems = load_bbq(path)
+    assert len(examples) == 1
+    assert [str(p).split(": ", 1)[1] for p in problems] == [
+        "contains a NUL byte",
+        "line longer than 1048576 bytes",
+    ]
+
+
+def test_a_file_with_no_valid_row_says_so(tmp_path):
+    path = tmp_path / "junk.jsonl"
+    path.write_text("{not json\n[1]\n" + json.dumps({"example_id": 1}) + "\n")
+    with pytest.raises(DataError) as err:
+        load_bbq(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: no valid BBQ row; 3 malformed line(s), the first: line 1:")
+    assert "invalid JSON" in text and "\n" not in text
+
+
+def test_cr_only_line_ends_are_named(tmp_path):
+    path = tmp_path / "mac.jsonl"
+    path.write_bytes(json.dumps(_good_row()).encode() + b"\r" + b"{}\r")
+    with pytest.raises(DataError, match="lines end in CR only"):
+        load_bbq(path)

@@ -12,7 +12,7 @@ from selfcorrect.bbq.data import load_bbq
 from selfcorrect.bbq.metrics import compute_metrics
 from selfcorrect.bbq.records import BBQMetrics, BBQRecord, RoundResult
 from selfcorrect.bbq.study import make_record
-from selfcorrect.cac.engine import Conversation, Turn
+from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cli.bbq import format_table
 
 ANSWERS = ["The grandfather", "The grandson", "Can't be determined"]

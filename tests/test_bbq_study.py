@@ -153,3 +153,20 @@ def test_prompt_styles_use_the_protocol_strings():
     review = make_bbq_check(BBQConfig(check="self"), [])
     assert isinstance(review, SelfCheck) and review.prompt.startswith("Please review")
     assert make_bbq_check(BBQConfig(check="self", rounds=0), []) is None
+
+
+def test_protocol_paper_and_presets_set_template_and_decoding():
+    from selfcorrect.bbq.study import cac_config, check_settings
+
+    vicuna = BBQConfig(model="hf/lmsys/vicuna-7b-v1.5", protocol="paper")
+    assert vicuna.backend_options["preset"] == "vicuna-fastchat"  # recorded in config.yaml
+    llama = BBQConfig(model="hf/meta-llama/Llama-2-7b-chat-hf", protocol="paper")
+    assert llama.backend_options["preset"] == "vicuna-fastchat"  # the official BBQ code's choice
+    sampled = BBQConfig(backend_options={"preset": "llama-2-chat"})
+    assert cac_config(sampled).answer.temperature == 0.6 and cac_config(sampled).answer.top_p == 0.9
+    assert check_settings(sampled).params.temperature == 0.6
+    assert cac_config(BBQConfig()).answer.temperature == 0.0
+    with pytest.raises(ValueError, match="not 'llamacpp/smollm2'"):
+        BBQConfig(protocol="paper")
+    with pytest.raises(ValueError, match="unknown protocol"):
+        BBQConfig(protocol="theirs")

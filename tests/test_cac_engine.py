@@ -15,7 +15,8 @@ from selfcorrect.cac.checks import (
     make_check,
     parse_yes_no,
 )
-from selfcorrect.cac.engine import CaCConfig, Conversation, iter_cac, run_cac
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig, iter_cac, run_cac
 
 CONFIG = CaCConfig(
     rounds=2,

@@ -327,19 +327,22 @@ def test_upstream_faults_are_retried_then_a_clear_5xx_never_an_empty_200(upstrea
         )
         assert r.choices[0].message.content and len(log) == 4
     dead = [(500, {}, b"down")] * 50
-    with fault_proxy(upstream, dead) as (proxy, _), serve(
-        "--model",
-        "openai/smollm2",
-        "--base-url",
-        proxy,
-        "--rounds",
-        "0",
-        *TOKENS,
-        "--option",
-        "backoff=0.01",
-        "--option",
-        "max_retries=2",
-    ) as (base, _):
+    with (
+        fault_proxy(upstream, dead) as (proxy, _),
+        serve(
+            "--model",
+            "openai/smollm2",
+            "--base-url",
+            proxy,
+            "--rounds",
+            "0",
+            *TOKENS,
+            "--option",
+            "backoff=0.01",
+            "--option",
+            "max_retries=2",
+        ) as (base, _),
+    ):
         code, reply = post(
             base, json.dumps({"messages": [{"role": "user", "content": "x"}]}).encode()
         )

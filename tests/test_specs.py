@@ -33,7 +33,7 @@ def test_parsed_specs_carry_kind_argument_and_value():
             "gpt4",
             "unknown model 'gpt4': use llamacpp/NAME, hf/NAME, openai/MODEL or scripted",
         ),
-        ("defense", "smoothllm:0", "defense 'smoothllm:0': N must be a whole number from 1 to 64"),
+        ("defense", "smoothllm:0", "defense 'smoothllm:0': N must be a whole number from 1 to 32"),
         ("judge", "llm:", "judge 'llm:': llm needs :SPEC"),
         (
             "attack",
@@ -55,4 +55,4 @@ def test_a_spec_of_another_family_is_refused_and_plain_writes_text():
         "c": "oracle:0.5",
         "t": [1, 2],
     }
-    assert set(FAMILIES) == {"model", "check", "defense", "judge", "attack", "scorer"}
+    assert set(FAMILIES) == {"model", "check", "defense", "judge", "over-refusal", "attack", "scorer"}

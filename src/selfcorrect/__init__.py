@@ -24,7 +24,8 @@ from selfcorrect.cac.checks import (
     VerdictCheck,
     make_check,
 )
-from selfcorrect.cac.engine import CaCConfig, Conversation, Turn, iter_cac, run_cac
+from selfcorrect.cac.conversation import Conversation, Turn
+from selfcorrect.cac.engine import CaCConfig, iter_cac, run_cac
 
 __version__ = "0.1.0"
 

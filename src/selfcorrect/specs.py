@@ -53,6 +53,7 @@ class Arg:
     name: str
     parse: Callable[[str], Any]
     rule: str  # what a valid value is, for the error message
+    optional: bool = False  # the kind is valid without it too
 
 
 def number(lo: float, hi: float) -> Callable[[str], float]:
@@ -107,12 +108,19 @@ class Family:
     separator: str = ":"
 
     def usage(self) -> str:
-        shown = [k if a is None else f"{k}{self.separator}{a.name}" for k, a in self.kinds.items()]
+        shown = []
+        for kind, arg in self.kinds.items():
+            if arg is None:
+                shown.append(kind)
+            elif arg.optional:
+                shown.append(f"{kind}[{self.separator}{arg.name}]")
+            else:
+                shown.append(f"{kind}{self.separator}{arg.name}")
         return ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
 
 
 MODEL_SPEC = Arg("SPEC", _model, "a model spec such as llamacpp/smollm2")
-MAX_SMOOTHLLM_COPIES = 64  # each copy is a full generation per question
+MAX_SMOOTHLLM_COPIES = 32  # a stated cap: N perturbed copies cost N generations per prompt
 MAX_ROUNDS = 20
 
 FAMILIES: dict[str, Family] = {
@@ -140,7 +148,7 @@ FAMILIES: dict[str, Family] = {
         "defense",
         {
             "none": None,
-            "reminder": None,
+            "reminder": Arg("user", one_of("user"), "user (the reminder after the request)", True),
             "icd": Arg("N", whole(1, 3), "a whole number from 1 to 3"),
             "cac": Arg("R", whole(1, MAX_ROUNDS), f"a whole number from 1 to {MAX_ROUNDS}"),
             "cac-history": Arg("R", whole(1, 2), "a whole number from 1 to 2"),
@@ -156,9 +164,14 @@ FAMILIES: dict[str, Family] = {
         {
             "refusal": None,
             "refusal-extended": None,
+            "paper": None,
             "llm": MODEL_SPEC,
+            "harmbench": MODEL_SPEC,
+            "jbb": MODEL_SPEC,
+            "strongreject": MODEL_SPEC,
         },
     ),
+    "over-refusal": Family("over-refusal", {"xstest-strings": None, "xstest": MODEL_SPEC}),
     "scorer": Family(
         "scorer",
         {
@@ -206,6 +219,8 @@ def parse(family: str, text: str | Spec) -> Spec:
             raise SpecError(f"{family} {raw!r}: {kind} takes no argument; use {fam.usage()}")
         return Spec(family, kind)
     if not sep or not arg:
+        if rule.optional and not sep:
+            return Spec(family, kind)
         raise SpecError(f"{family} {raw!r}: {kind} needs {fam.separator}{rule.name} ({rule.rule})")
     try:
         value = rule.parse(arg)

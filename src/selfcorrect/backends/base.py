@@ -47,11 +47,15 @@ def chat(*pairs: tuple[Role, str]) -> Chat:
 
 @dataclass(frozen=True)
 class GenParams:
-    """Generation parameters for one call.
+    """Generation parameters for one call; every backend sends every field explicitly.
 
     `prefill` is the start of the assistant's answer (the paper's BBQ prompt pre-fills
     "The answer is"); the model continues it and `Completion.text` holds only the continuation.
-    `temperature == 0` means greedy decoding; `seed` seeds sampling.
+    `temperature == 0` means greedy decoding (the sampling fields then do nothing); `seed`
+    seeds sampling. The defaults are neutral: no top-k (0), no min-p (0), no repetition
+    penalty (1.0), no frequency or presence penalty (0), so no library or server default
+    (llama.cpp's min-p 0.05, llama_cpp.server's repeat penalty 1.1, transformers' top-k 50)
+    leaks in. A backend that cannot apply a field says so in its ``describe()``.
 
     Example::
 
@@ -64,6 +68,14 @@ class GenParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     prefill: str = ""
+    top_k: int = 0  # 0 = off
+    min_p: float = 0.0  # 0 = off
+    repeat_penalty: float = 1.0  # multiplicative (llama.cpp, transformers); 1 = off
+    frequency_penalty: float = 0.0  # additive per occurrence (OpenAI API); 0 = off
+    presence_penalty: float = 0.0  # additive once per seen token (OpenAI API); 0 = off
+    # A GBNF grammar the output must match (constrained decoding). Applied by the llama.cpp
+    # backend; other backends ignore it (callers still parse strictly).
+    grammar: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -72,15 +84,38 @@ class GenParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if not 0 <= self.min_p <= 1:
+            raise ValueError(f"min_p must be in [0, 1], got {self.min_p}")
+        if self.repeat_penalty <= 0:
+            raise ValueError(f"repeat_penalty must be > 0 (1 = off), got {self.repeat_penalty}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            if not -2 <= getattr(self, name) <= 2:
+                raise ValueError(f"{name} must be in [-2, 2], got {getattr(self, name)}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
 
 
 @dataclass(frozen=True)
 class Completion:
     """One generated continuation with its cost.
 
-    `text` is the continuation only (without the prefill); `seconds` is this request's own
-    time; `finish_reason` is "stop", "length" or "error" (then `error` says why and `text` is
-    not an answer).
+    `text` is the continuation only (without the prefill); `finish_reason` is "stop",
+    "length" or "error" (then `error` says why and `text` is not an answer).
+
+    Timing: `seconds` is this request's own latency (from the start of the work that produced
+    it to its end). Requests of one call may overlap (concurrent HTTP requests, one batched
+    forward pass), so summing `seconds` gives *summed request seconds*, which can exceed wall
+    time. `batch_seconds` is the wall time of the whole `generate()` call this completion came
+    from (the same for every completion of the call): wall time per turn batch.
+
+    `prompt_sha256` is the SHA-256 (hex) of the exact prompt text the model continued: the
+    rendered chat plus the prefill, before tokenization (a tokenizer may add the model's BOS
+    token; ``describe()`` says whether). A backend whose server renders the chat itself hashes
+    what it sent instead (see that backend's ``describe()``).
 
     Example::
 
@@ -96,6 +131,35 @@ class Completion:
     cached_tokens: int = 0  # prompt tokens whose KV state was reused, not recomputed
     error: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    prompt_sha256: str | None = None
+    batch_seconds: float = 0.0
+
+
+def sha256_text(text: str) -> str:
+    """SHA-256 hex digest of `text` encoded as UTF-8 (the prompt hash of `Completion`)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def with_batch_seconds(completions: list[Completion], seconds: float) -> list[Completion]:
+    """The same completions with `batch_seconds` set to the wall time of their call."""
+    from dataclasses import replace
+
+    return [replace(c, batch_seconds=seconds) for c in completions]
+
+
+def describe_backend(backend: object) -> dict[str, object]:
+    """What a run's manifest should record about a backend: its ``describe()`` if it has one.
+
+    Every built-in backend's ``describe()`` returns a JSON-ready dict with at least ``name``,
+    ``renderer`` (how prompts are rendered) and ``notes`` (decoding fields a server or library
+    ignores or renames, and any fallback taken); never a secret.
+    """
+    describe = getattr(backend, "describe", None)
+    if callable(describe):
+        return dict(describe())
+    return {"name": getattr(backend, "name", type(backend).__name__), "notes": []}
 
 
 @runtime_checkable

@@ -2,9 +2,14 @@
 
 ``hf/<hub id or local path>`` loads a checkpoint; ``hf/smollm2`` and ``hf/<file.gguf>`` load a GGUF
 through transformers (dequantised), so this backend is tested on the embedded model. Chats are
-rendered with the tokenizer's chat template or a named built-in one (``vicuna_v1.1``,
-``llama-2-chat``, ``chatml``), then the assistant prefill is appended. ``trust_remote_code`` is
-off unless asked for.
+rendered by `selfcorrect.backends.render` (the tokenizer's chat template unless ``template=`` or
+``preset=`` says otherwise; a model without one falls back to ChatML with a warning), and every
+decoding field of `GenParams` is passed to ``generate`` explicitly, so nothing from the model's
+``generation_config`` (say, a repetition penalty) or transformers' defaults (top-k 50) leaks in.
+Loading the embedded GGUF renders the same prompt text as ``llamacpp/smollm2`` (tested); its
+greedy texts can still differ, because transformers dequantises the weights to float and
+computes in PyTorch, while llama.cpp computes with the quantised weights. ``trust_remote_code``
+is off unless asked for.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import Chat, Completion, GenParams, ModelSpecError
-from selfcorrect.backends.templates import CHATML, render_chat, resolve_template
+from selfcorrect.backends.base import (
+    Chat,
+    Completion,
+    GenParams,
+    ModelSpecError,
+    sha256_text,
+    with_batch_seconds,
+)
+from selfcorrect.backends.render import ModelTokens, TemplateError, make_renderer
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -48,6 +60,9 @@ class HFBackend:
         template: str | None = None,
         batch_size: int = 16,
         trust_remote_code: bool = False,
+        system: str | None = None,
+        preset: str | None = None,
+        eos_after_prefill: bool | None = None,
     ) -> None:
         try:
             import torch
@@ -81,46 +96,109 @@ class HFBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        source = template or getattr(self.tokenizer, "chat_template", None) or CHATML
-        self.template = resolve_template(source)
+        tok = self.tokenizer
+        bos = tok.bos_token or ""
+        with_special = tok("x", add_special_tokens=True)["input_ids"]
+        self.renderer = make_renderer(
+            self.name,
+            ModelTokens(
+                template=getattr(tok, "chat_template", None) or None,
+                bos_token=bos,
+                eos_token=tok.eos_token or "",
+                add_bos=bool(bos) and bool(with_special) and with_special[0] == tok.bos_token_id,
+            ),
+            template=template,
+            system=system,
+            eos_after_prefill=eos_after_prefill,
+            preset=preset,
+        )
+        from selfcorrect.backends.presets import get_preset
+
+        self.preset = get_preset(preset) if preset else None
+
+    @property
+    def template(self) -> str:
+        return self.renderer.template
 
     def prompt_text(self, messages: Chat, prefill: str = "") -> str:
-        return render_chat(
-            self.template,
-            messages,
-            bos_token=self.tokenizer.bos_token or "",
-            eos_token=self.tokenizer.eos_token or "",
-            prefill=prefill,
-        )
+        return self.renderer.render(messages, prefill)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "backend": "transformers in process",
+            "device": self.device,
+            "renderer": self.renderer.describe(),
+            "preset": self.preset.describe() if self.preset else None,
+            "prompt_sha256": "SHA-256 of the rendered prompt text (prefill included)",
+            "decoding": "every GenParams field passed to generate(); typical_p=1, one beam, "
+            "no n-gram blocking pinned; EOS ids from the model",
+            "notes": [
+                "repeat_penalty applies to the whole sequence, prompt included (transformers), "
+                "where llama.cpp applies it to the last 64 generated tokens",
+                "frequency/presence penalties count generated tokens (OpenAI's definition)",
+                "seconds = the latency of the sub-batch a chat was generated in",
+            ],
+        }
 
     def generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
+        start = time.perf_counter()
+        out: dict[int, Completion] = {}
+        texts: dict[int, str] = {}
+        for i, c in enumerate(chats):
+            try:
+                texts[i] = self.prompt_text(c, params.prefill)
+            except TemplateError as exc:
+                out[i] = Completion("", 0, 0, 0.0, "error", error=f"{self.name}: {exc}")
         # Batches of similar prompt length waste less compute on padding; results keep the
         # caller's order. (Greedy outputs do not depend on the batch: tested.)
-        order = sorted(
-            range(len(chats)), key=lambda i: len(self.prompt_text(chats[i], params.prefill))
-        )
-        out: dict[int, Completion] = {}
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        order = sorted(texts, key=lambda i: len(texts[i]))
+        for first in range(0, len(order), self.batch_size):
+            idx = order[first : first + self.batch_size]
             for i, completion in zip(
-                idx, self._batch([chats[i] for i in idx], params), strict=True
+                idx, self._batch([texts[i] for i in idx], params), strict=True
             ):
                 out[i] = completion
-        return [out[i] for i in range(len(chats))]
+        return with_batch_seconds([out[i] for i in range(len(chats))], time.perf_counter() - start)
 
-    def _batch(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
+    def _encode(self, texts: list[str]) -> dict[str, Any]:
+        """Token ids of the rendered texts, with the model's BOS where its tokenizer adds one."""
+        bos = self.renderer.bos_token
+        if self.renderer.add_bos:
+            texts = [t if t.startswith(bos) else bos + t for t in texts]
+        return dict(
+            self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        )
+
+    def _batch(self, texts: list[str], params: GenParams) -> list[Completion]:
         import torch
 
-        texts = [self.prompt_text(c, params.prefill) for c in chats]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(self.device) for k, v in enc.items()}
+        enc = {k: v.to(self.device) for k, v in self._encode(texts).items()}
         sample = params.temperature > 0
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": sample}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": params.max_new_tokens,
+            "do_sample": sample,
+            "num_beams": 1,
+            "repetition_penalty": params.repeat_penalty,
+            "no_repeat_ngram_size": 0,
+        }
         if sample:
             torch.manual_seed(params.seed)
-            kwargs.update(temperature=params.temperature, top_p=params.top_p)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+            kwargs.update(
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k,  # 0 = off (transformers' own default would be 50)
+                min_p=params.min_p or None,
+                typical_p=1.0,
+            )
+        else:  # greedy: sampling knobs unset, so transformers warns about none of them
+            kwargs.update(temperature=None, top_p=None, top_k=None, min_p=None, typical_p=None)
+        if params.frequency_penalty or params.presence_penalty:
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [_CountPenalty(enc["input_ids"].shape[1], params)]
+            )
         start = time.perf_counter()
         with torch.inference_mode():
             generated = self.model.generate(
@@ -130,7 +208,7 @@ class HFBackend:
         new = generated[:, enc["input_ids"].shape[1] :]  # (b, new)
         eos = self.tokenizer.eos_token_id
         completions = []
-        for row, mask in zip(new, enc["attention_mask"], strict=True):
+        for text, row, mask in zip(texts, new, enc["attention_mask"], strict=True):
             ids = row.tolist()
             stopped = eos in ids
             ids = (
@@ -138,20 +216,39 @@ class HFBackend:
                 if stopped
                 else [t for t in ids if t != self.tokenizer.pad_token_id]
             )
-            text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-            text, hit = _cut_at_stop(text, params.stop)
+            out_text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
+            out_text, hit = _cut_at_stop(out_text, params.stop)
             completions.append(
                 Completion(
-                    text=text,
+                    text=out_text,
                     prompt_tokens=int(mask.sum()),
                     completion_tokens=len(ids),
-                    seconds=seconds / len(chats),  # the batch's time, shared equally
+                    seconds=seconds,  # this chat waited for its whole sub-batch
                     finish_reason="stop"
                     if stopped or hit or len(ids) < params.max_new_tokens
                     else "length",
+                    prompt_sha256=sha256_text(text),
                 )
             )
         return completions
+
+
+class _CountPenalty:
+    """OpenAI-style frequency/presence penalties over the generated tokens:
+    ``logit[j] -= c[j] * frequency + (c[j] > 0) * presence`` (OpenAI API reference)."""
+
+    def __init__(self, prompt_len: int, params: GenParams) -> None:
+        self.prompt_len = prompt_len
+        self.frequency = params.frequency_penalty
+        self.presence = params.presence_penalty
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        generated = input_ids[:, self.prompt_len :]  # (b, new so far)
+        counts = torch.zeros_like(scores)  # (b, vocab)
+        counts.scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        return scores - counts * self.frequency - (counts > 0).to(scores.dtype) * self.presence
 
 
 def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:

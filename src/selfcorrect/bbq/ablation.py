@@ -78,7 +78,8 @@ def run_bbq_oracle_stopped(
     """`run_bbq` with Huang et al.'s oracle stop: the check of `cfg` reviews each answer, and a
     question stops (keeping its answer) as soon as the tolerant grader reads the label in it.
     Writes an ordinary BBQ run directory (config.yaml adds ``stop: oracle``)."""
-    from selfcorrect.bbq.data import load_bbq
+    from selfcorrect.backends.base import describe_backend
+    from selfcorrect.bbq.data import data_files, load_bbq
     from selfcorrect.bbq.metrics import compute_metrics
     from selfcorrect.bbq.parse import parse_answer
     from selfcorrect.bbq.records import BBQRecord
@@ -89,8 +90,9 @@ def run_bbq_oracle_stopped(
         make_conversation,
         make_record,
     )
-    from selfcorrect.cac.engine import Conversation
+    from selfcorrect.cac.conversation import Conversation
     from selfcorrect.cac.runner import run_samples
+    from selfcorrect.fingerprint import backend_inputs
     from selfcorrect.tasks.checks import OracleStopCheck
 
     examples, problems = load_bbq(
@@ -113,8 +115,17 @@ def run_bbq_oracle_stopped(
     check = OracleStopCheck(review=review, is_correct=is_correct)
     backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
     run = RunDir.open(
-        out, study="bbq", config={**plain(cfg), "stop": "oracle"}, model=cfg.model, seed=cfg.seed
+        out,
+        study="bbq",
+        config={**plain(cfg), "stop": "oracle"},
+        model=cfg.model,
+        seed=cfg.seed,
+        inputs={
+            "data": data_files(cfg.data, cfg.categories or None),
+            **backend_inputs(cfg.model, cfg.base_url, check=cfg.check),
+        },
     )
+    run.note(backend=describe_backend(backend))
     counts = run_samples(
         run,
         examples,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.datafiles import DataError, RowProblem, read_jsonl, vendored
+from selfcorrect.datafiles import DataError, RowProblem, read_jsonl, require_rows, vendored
 
 SOURCES = ("paper", "full")
 PAPER_CATEGORIES = (
@@ -136,6 +136,11 @@ def parse_example(obj: dict[str, Any]) -> BBQExample:
     label = obj["label"]
     if not isinstance(label, int) or isinstance(label, bool) or label not in (0, 1, 2):
         raise ValueError(f"label must be 0, 1 or 2, got {label!r}")
+    example_id = obj["example_id"]
+    if isinstance(example_id, bool) or not (
+        isinstance(example_id, int) or (isinstance(example_id, str) and example_id.isdigit())
+    ):
+        raise ValueError(f"example_id must be a whole number, got {example_id!r}")
     answers = tuple(obj[f"ans{i}"] for i in range(3))
     if not all(isinstance(a, str) for a in answers):
         raise ValueError("ans0..ans2 must be strings")
@@ -144,16 +149,22 @@ def parse_example(obj: dict[str, Any]) -> BBQExample:
             raise ValueError(f"{key} must be a non-empty string")
     info = obj["answer_info"]
     if not isinstance(info, dict) or not all(
-        isinstance(info.get(f"ans{i}"), list) and len(info[f"ans{i}"]) >= 2 for i in range(3)
+        isinstance(info.get(f"ans{i}"), list)
+        and len(info[f"ans{i}"]) >= 2
+        and all(isinstance(x, str) for x in info[f"ans{i}"][:2])
+        for i in range(3)
     ):
-        raise ValueError("answer_info must map ans0..ans2 to [surface form, group label]")
+        raise ValueError("answer_info must map ans0..ans2 to [surface form, group label] strings")
     unknown = [i for i in range(3) if info[f"ans{i}"][1] == "unknown"]
     if len(unknown) != 1:
         raise ValueError(
             f"expected exactly one 'unknown' answer in answer_info, found {len(unknown)}"
         )
     meta = obj.get("additional_metadata") or {}
-    stereotyped = tuple(str(g) for g in meta.get("stereotyped_groups", []))
+    groups = meta.get("stereotyped_groups", []) if isinstance(meta, dict) else None
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise ValueError("additional_metadata.stereotyped_groups must be a list of strings")
+    stereotyped = tuple(groups)
     stereo = stereotyped_index(info, stereotyped, obj["category"])
     if stereo is None:
         biased = None
@@ -163,7 +174,7 @@ def parse_example(obj: dict[str, Any]) -> BBQExample:
         biased = next(i for i in range(3) if i not in (stereo, unknown[0]))
     return BBQExample(
         uid=f"{obj['category']}:{obj['example_id']}",
-        example_id=int(obj["example_id"]),
+        example_id=int(example_id),
         category=obj["category"],
         question_index=str(obj.get("question_index", "")),
         question_polarity=obj["question_polarity"],
@@ -178,7 +189,8 @@ def parse_example(obj: dict[str, Any]) -> BBQExample:
     )
 
 
-def _source_files(source: str | Path, categories: Sequence[str] | None) -> list[Path]:
+def data_files(source: str | Path, categories: Sequence[str] | None = None) -> list[Path]:
+    """The files `load_bbq` reads for `source` and `categories` (for a run's fingerprint)."""
     if str(source) in SOURCES:
         known = PAPER_CATEGORIES if source == "paper" else FULL_CATEGORIES
         wanted = list(categories) if categories else list(known)
@@ -216,18 +228,21 @@ def load_bbq(
     problems: list[RowProblem] = []
     by_category: dict[str, list[BBQExample]] = {}
     seen: set[str] = set()
-    for path in _source_files(source, categories):
+    for path in data_files(source, categories):
         rows, row_problems = read_jsonl(path, strict=strict)
         problems += row_problems
+        valid = 0
         for line, obj in rows:
             try:
                 ex = parse_example(obj)
-            except ValueError as exc:
-                problem = RowProblem(str(path), line, str(exc))
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                message = str(exc) if isinstance(exc, ValueError) else f"wrong type ({exc})"
+                problem = RowProblem(str(path), line, message)
                 if strict:
                     raise DataError(str(problem)) from exc
                 problems.append(problem)
                 continue
+            valid += 1
             if ex.uid in seen:
                 problems.append(RowProblem(str(path), line, f"duplicate example {ex.uid}"))
                 continue
@@ -236,6 +251,7 @@ def load_bbq(
                 not categories or str(source) in SOURCES or ex.category in categories
             ):
                 by_category.setdefault(ex.category, []).append(ex)
+        require_rows(path, valid, problems, "BBQ")
     out: list[BBQExample] = []
     for category in sorted(by_category):
         items = by_category[category]

@@ -19,7 +19,7 @@ import re
 import string
 from collections.abc import Sequence
 
-from selfcorrect.cac.engine import Verdict
+from selfcorrect.cac.conversation import Verdict
 
 LETTERS = "abc"
 _LETTER = re.compile(

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import Backend, GenParams, get_backend
-from selfcorrect.bbq.data import BBQExample, load_bbq
+from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
+from selfcorrect.backends.presets import get_preset, paper_preset
+from selfcorrect.bbq.data import BBQExample, data_files, load_bbq
 from selfcorrect.bbq.metrics import compute_metrics
 from selfcorrect.bbq.parse import parse_answer, parse_answer_official, review_verdict
 from selfcorrect.bbq.prompts import STYLES, paper_prompts, question_text
 from selfcorrect.bbq.records import BBQRecord, RoundResult
 from selfcorrect.cac.checks import Check, CheckSettings, make_check
-from selfcorrect.cac.engine import CaCConfig, Conversation
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import run_samples
+from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain
 
@@ -39,10 +43,19 @@ class BBQConfig:
     seed: int = 0
     base_url: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "ours"  # or "paper": the official code's template and decoding per model
 
     def __post_init__(self) -> None:
         parse("model", self.model)
         object.__setattr__(self, "check", parse("check", self.check))
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; use {' or '.join(PROTOCOLS)}")
+        if self.protocol == "paper":  # the preset is part of the resolved configuration
+            preset = paper_preset("bbq", self.model).name
+            given = self.backend_options.get("preset", preset)
+            if given != preset:
+                raise ValueError(f"--protocol paper uses preset {preset}, not {given}")
+            object.__setattr__(self, "backend_options", {**self.backend_options, "preset": preset})
         if self.prompt not in STYLES:
             raise ValueError(
                 f"unknown prompt style {self.prompt!r}; use one of {', '.join(STYLES)}"
@@ -55,9 +68,20 @@ class BBQConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {value}")
 
 
+PROTOCOLS = ("ours", "paper")
+
+
+def decoding(cfg: BBQConfig) -> Callable[[GenParams], GenParams]:
+    """The preset's decoding (``--option preset=...`` or ``--protocol paper``), else as given."""
+    name = cfg.backend_options.get("preset")
+    return get_preset(str(name)).apply if name else (lambda params: params)
+
+
 def cac_config(cfg: BBQConfig) -> CaCConfig:
-    """The paper's BBQ CaC settings (protocol file), with any token limits overridden."""
+    """The paper's BBQ CaC settings (protocol file), with any token limits overridden and the
+    model preset's decoding applied."""
     p = paper_prompts()
+    dec = decoding(cfg)
     answer_tokens = cfg.answer_tokens or p.initial_max_new_tokens
     reanswer_tokens = cfg.reanswer_tokens or p.reanswer_max_new_tokens
     first_prefill = p.cot_prefill if cfg.prompt == "cot" else p.answer_prefill
@@ -70,11 +94,13 @@ def cac_config(cfg: BBQConfig) -> CaCConfig:
     return CaCConfig(
         rounds=cfg.rounds,
         reask_template=p.reask_prefix + "{question}",
-        answer=GenParams(max_new_tokens=answer_tokens, prefill=first_prefill, seed=cfg.seed),
-        reanswer=reanswer,
+        answer=dec(GenParams(max_new_tokens=answer_tokens, prefill=first_prefill, seed=cfg.seed)),
+        reanswer=dec(reanswer),
         followup=p.cot_postamble_user if cfg.prompt == "cot" else None,
-        followup_params=GenParams(
-            max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
+        followup_params=dec(
+            GenParams(
+                max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
+            )
         ),
     )
 
@@ -88,7 +114,7 @@ def check_settings(cfg: BBQConfig) -> CheckSettings:
         verdict_prompt=VERDICT_CHECK_PROMPT,
         review_parser=review_verdict,
         oracle_texts=(p.oracle_right, p.oracle_wrong),
-        params=GenParams(max_new_tokens=check_tokens, seed=cfg.seed),
+        params=decoding(cfg)(GenParams(max_new_tokens=check_tokens, seed=cfg.seed)),
         # a checker served by an OpenAI-compatible server shares the study's URL
         checker_options={"base_url": cfg.base_url} if _served_checker(cfg) else {},
     )
@@ -175,7 +201,18 @@ def run_bbq(
         raise ValueError("no BBQ questions match the chosen data, categories and conditions")
     check = make_bbq_check(cfg, examples)  # a bad check or checker fails before any file
     backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
-    run = RunDir.open(out, study="bbq", config=plain(cfg), model=cfg.model, seed=cfg.seed)
+    run = RunDir.open(
+        out,
+        study="bbq",
+        config=plain(cfg),
+        model=cfg.model,
+        seed=cfg.seed,
+        inputs={
+            "data": data_files(cfg.data, cfg.categories or None),
+            **backend_inputs(cfg.model, cfg.base_url, check=cfg.check),
+        },
+    )
+    run.note(backend=describe_backend(backend))
     counts = run_samples(
         run,
         examples,

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from selfcorrect.backends.base import Backend, Completion, GenParams, Message
-from selfcorrect.cac.engine import Conversation, Verdict, failed
+from selfcorrect.cac.conversation import Conversation, Verdict
+from selfcorrect.cac.engine import failed
 from selfcorrect.specs import Spec, parse
 
 VerdictParser = Callable[[str], Verdict]
@@ -134,7 +135,7 @@ def _result(
         seconds=completion.seconds,
         cached_tokens=completion.cached_tokens,
         finish_reason=completion.finish_reason,
-        prompt_sha256=getattr(completion, "prompt_sha256", None),
+        prompt_sha256=completion.prompt_sha256,
     )
 
 

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from selfcorrect.backends.base import Backend, BackendError
 from selfcorrect.cac.checks import Check
-from selfcorrect.cac.engine import CaCConfig, Conversation, iter_cac
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig, iter_cac
 from selfcorrect.runs import RunDir
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from selfcorrect import __version__
-from selfcorrect.cli import bbq, chat, demo, jailbreak, report, serve, task, theory
+from selfcorrect.cli import bbq, chat, compare, demo, jailbreak, report, serve, task, theory
 from selfcorrect.cli.common import run_guarded
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ app.add_typer(theory.app, name="theory")
 app.command("report")(report.report)
 app.command("serve")(serve.serve)
 app.add_typer(jailbreak.app, name="jailbreak")
+app.command("compare-backends")(compare.compare_backends)
 app.command("task")(task.task)
 
 

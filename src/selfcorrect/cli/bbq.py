@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, cast
 
 import typer
@@ -11,22 +10,33 @@ import typer
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.bbq.records import GRADERS, BBQMetrics, Grader
 from selfcorrect.bbq.study import BBQConfig, run_bbq
-from selfcorrect.cli.common import parse_options
+from selfcorrect.cli import options as o
+from selfcorrect.cli.common import allow_failures_option, exit_if_failed, parse_options
+
+STUDY_FIELDS = (
+    "model",
+    "data",
+    "limit_per_category",
+    "rounds",
+    "check",
+    "prompt",
+    "answer_tokens",
+    "check_tokens",
+    "reanswer_tokens",
+    "batch_size",
+    "seed",
+    "base_url",
+    "protocol",
+)
 
 
-def _config(
-    *,
-    categories: list[str] | None,
-    condition: list[str] | None,
-    option: list[str] | None,
-    **fields: Any,
-) -> BBQConfig:
-    """A study config from command-line values (lists to tuples, backend options parsed)."""
+def _config(values: Mapping[str, Any], conditions: list[str] | None = None) -> BBQConfig:
+    """A study config from a command's values (lists to tuples, backend options parsed)."""
     return BBQConfig(
-        categories=tuple(categories or ()),
-        conditions=tuple(condition or ("ambig", "disambig")),
-        backend_options=parse_options(option),
-        **fields,
+        categories=tuple(values["categories"] or ()),
+        conditions=tuple(conditions or ("ambig", "disambig")),
+        backend_options=parse_options(values["option"]),
+        **{name: values[name] for name in STUDY_FIELDS},
     )
 
 
@@ -112,50 +122,30 @@ def format_table(metrics: Mapping[str, Any] | BBQMetrics, grader: str = "both") 
 
 
 def bbq(
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model spec."),
+    model: o.Model = DEFAULT_MODEL,
     rounds: int = typer.Option(
         1, "--rounds", "-r", min=0, help="CaC rounds after the initial answer."
     ),
     check: str = typer.Option(
-        "self", "--check", help="none, self, verdict, oracle:P or model:SPEC."
+        "self", "--check", help="self, verdict, oracle:P, model:SPEC or none."
     ),
-    prompt: str = typer.Option("question", "--prompt", help="question, instruction or cot."),
-    data: str = typer.Option(
-        "paper", "--data", help="paper (1,100 ambiguous), full (6 categories), or a JSONL path."
-    ),
-    categories: list[str] = typer.Option(
-        None, "--categories", "-c", help="Repeat to pick categories."
-    ),
+    prompt: o.Prompt = "question",
+    data: o.Data = "paper",
+    categories: o.Categories = None,
     condition: list[str] = typer.Option(
         None, "--condition", help="ambig and/or disambig (default both)."
     ),
-    limit_per_category: int = typer.Option(
-        None, "--limit-per-category", "-k", min=1, help="Questions per category."
-    ),
-    answer_tokens: int = typer.Option(
-        None, "--answer-tokens", min=1, help="Override the protocol's 256."
-    ),
-    check_tokens: int = typer.Option(
-        None, "--check-tokens", min=1, help="Override the protocol's 256."
-    ),
-    reanswer_tokens: int = typer.Option(
-        None, "--reanswer-tokens", min=1, help="Override the protocol's 10."
-    ),
-    batch_size: int = typer.Option(
-        16, "--batch-size", min=1, help="Conversations advanced together."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Sampling, oracle and bootstrap seed."),
-    base_url: str = typer.Option(None, "--base-url", help="Server URL for openai/<model>."),
-    option: list[str] = typer.Option(
-        None,
-        "--option",
-        help="Backend option key=value, repeatable (e.g. prefill_mode=completions, "
-        "concurrency=16, device=cuda, dtype=bfloat16, batch_size=32, cache_mb=0, template=vicuna_v1.1).",
-    ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Run directory (rerun the same command to resume)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    limit_per_category: o.LimitPerCategory = None,
+    answer_tokens: o.AnswerTokens = None,
+    check_tokens: o.CheckTokens = None,
+    reanswer_tokens: o.ReanswerTokens = None,
+    batch_size: o.BatchSize = 16,
+    seed: o.Seed = 0,
+    base_url: o.BaseUrl = None,
+    option: o.BackendOptions = None,
+    protocol: o.Protocol = "ours",
+    out: o.Out = ...,  # type: ignore[assignment]
+    quiet: o.Quiet = False,
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed question."),
     grader: str = typer.Option(
         "both",
@@ -164,48 +154,27 @@ def bbq(
         "sentence, unknowns left out of accuracy), tolerant (ours) or both. metrics.json "
         "always holds both.",
     ),
+    allow_failures: bool = allow_failures_option(),
 ) -> None:
     """Run CaC on BBQ and write records.jsonl, metrics.json and plots to --out."""
     graders(grader)  # a bad choice fails now, not after the run
-    cfg = _config(
-        categories=categories,
-        condition=condition,
-        option=option,
-        model=model,
-        data=data,
-        limit_per_category=limit_per_category,
-        rounds=rounds,
-        check=check,
-        prompt=prompt,
-        answer_tokens=answer_tokens,
-        check_tokens=check_tokens,
-        reanswer_tokens=reanswer_tokens,
-        batch_size=batch_size,
-        seed=seed,
-        base_url=base_url,
-    )
+    cfg = _config(locals(), condition)
     metrics = run_bbq(cfg, out, progress=not quiet, fail_fast=fail_fast)
     typer.echo(format_table(metrics, grader))
-    if metrics["failed"]:
-        typer.echo(
-            f"{metrics['failed']} question(s) failed (see {out}/failures.jsonl); rerun to retry them",
-            err=True,
-        )
     if metrics["data_problems"]:
         typer.echo(
             f"{len(metrics['data_problems'])} malformed data row(s) skipped, e.g. {metrics['data_problems'][0]}",
             err=True,
         )
     typer.echo(f"\nwrote {out}/records.jsonl, metrics.json and plots")
+    exit_if_failed(metrics["failed"], allow=allow_failures, out=out, what="question")
 
 
 def bbq_ablation(
     kind: str = typer.Argument(
         ..., help="check-quality, rounds, check-type, model-size or intrinsic-vs-oracle."
     ),
-    model: str = typer.Option(
-        DEFAULT_MODEL, "--model", "-m", help="Model spec (all kinds but model-size)."
-    ),
+    model: o.Model = DEFAULT_MODEL,
     models: list[str] = typer.Option(None, "--models", help="model-size: repeat, smallest first."),
     error_rates: str = typer.Option(
         "0,0.25,0.5,0.75,1", "--error-rates", help="check-quality: oracle p grid."
@@ -219,25 +188,20 @@ def bbq_ablation(
     rounds: int = typer.Option(
         1, "--rounds", "-r", min=1, help="CaC rounds (rounds: the maximum)."
     ),
-    prompt: str = typer.Option("question", "--prompt", help="question, instruction or cot."),
-    data: str = typer.Option("paper", "--data", help="paper, full, or a JSONL path."),
-    categories: list[str] = typer.Option(
-        None, "--categories", "-c", help="Repeat to pick categories."
-    ),
-    limit_per_category: int = typer.Option(None, "--limit-per-category", "-k", min=1),
-    answer_tokens: int = typer.Option(None, "--answer-tokens", min=1),
-    check_tokens: int = typer.Option(None, "--check-tokens", min=1),
-    reanswer_tokens: int = typer.Option(None, "--reanswer-tokens", min=1),
-    batch_size: int = typer.Option(16, "--batch-size", min=1),
-    seed: int = typer.Option(0, "--seed"),
-    base_url: str = typer.Option(None, "--base-url", help="Server URL for openai/<model>."),
-    option: list[str] = typer.Option(
-        None, "--option", help="Backend option key=value, repeatable."
-    ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Directory of the grid (each point resumes)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    prompt: o.Prompt = "question",
+    data: o.Data = "paper",
+    categories: o.Categories = None,
+    limit_per_category: o.LimitPerCategory = None,
+    answer_tokens: o.AnswerTokens = None,
+    check_tokens: o.CheckTokens = None,
+    reanswer_tokens: o.ReanswerTokens = None,
+    batch_size: o.BatchSize = 16,
+    seed: o.Seed = 0,
+    base_url: o.BaseUrl = None,
+    option: o.BackendOptions = None,
+    protocol: o.Protocol = "ours",
+    out: o.Out = ...,  # type: ignore[assignment]
+    quiet: o.Quiet = False,
 ) -> None:
     """Run a BBQ ablation grid and draw its Figure 4 style plot."""
     from selfcorrect.bbq.ablation import run_ablation
@@ -248,23 +212,7 @@ def bbq_ablation(
         raise ValueError(
             f"--error-rates must be numbers separated by commas, got {error_rates!r}"
         ) from None
-    base = _config(
-        categories=categories,
-        condition=None,
-        option=option,
-        model=model,
-        data=data,
-        limit_per_category=limit_per_category,
-        rounds=rounds,
-        check=check,
-        prompt=prompt,
-        answer_tokens=answer_tokens,
-        check_tokens=check_tokens,
-        reanswer_tokens=reanswer_tokens,
-        batch_size=batch_size,
-        seed=seed,
-        base_url=base_url,
-    )
+    base = _config(locals())
     summary = run_ablation(
         kind,
         base,

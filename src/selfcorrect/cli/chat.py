@@ -9,11 +9,13 @@ import typer
 from selfcorrect.backends.base import GenParams, get_backend
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.cac.checks import CheckSettings, make_check
-from selfcorrect.cac.engine import CaCConfig, Conversation, run_cac
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig, run_cac
 from selfcorrect.cli.common import format_transcript, parse_options
 from selfcorrect.specs import FAMILIES, parse
 
 DEFAULT_REASK = "Based on your review, answer the question again:\n{question}"
+MAX_STDIN_LINE = 65_536  # characters per question read from standard input
 
 
 def chat(
@@ -85,13 +87,21 @@ def chat(
         one(message, 1)
         return
     interactive = sys.stdin.isatty()
-    number = 0
+    number = lineno = 0
     while True:
         if interactive:
             typer.echo("you> ", nl=False)
-        line = sys.stdin.readline()
+        line = sys.stdin.readline(MAX_STDIN_LINE + 1)
         if not line:
             break
+        lineno += 1
+        if len(line) > MAX_STDIN_LINE and not line.endswith("\n"):
+            raise ValueError(
+                f"standard input line {lineno} is longer than {MAX_STDIN_LINE:,} characters; "
+                "chat reads one question per line"
+            )
+        if "\x00" in line:
+            raise ValueError(f"standard input line {lineno} holds a NUL character")
         if line.strip():
             number += 1
             one(line.strip(), number)

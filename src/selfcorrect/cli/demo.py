@@ -16,10 +16,11 @@ import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.bbq.study import BBQConfig, run_bbq
-from selfcorrect.cac.engine import Conversation, Turn
+from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cli.bbq import format_table
 from selfcorrect.cli.common import format_transcript
 from selfcorrect.report.html import render_report
+from selfcorrect.runs import read_records
 
 
 def demo(
@@ -46,7 +47,7 @@ def demo(
     )
     typer.echo("(one self-check round; answer 32, check 96, re-answer 10 new tokens at most)\n")
     metrics = run_bbq(cfg, out)
-    record = json.loads((out / "records.jsonl").read_text().splitlines()[0])
+    record = read_records(out / "records.jsonl")[0]
     conv = Conversation(id=record["id"], question="", turns=[Turn(**t) for t in record["turns"]])
     typer.echo("\nOne conversation:\n" + format_transcript(conv))
     letters = "abc"

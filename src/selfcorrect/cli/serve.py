@@ -49,8 +49,9 @@ def serve(
     """Serve POST /v1/chat/completions (CaC on every request), GET /v1/models and GET /health."""
     import uvicorn
 
-    from selfcorrect.backends.base import GenParams, get_backend
+    from selfcorrect.backends.base import GenParams, describe_backend, get_backend
     from selfcorrect.cac.checks import CheckSettings, ModelCheck, make_check
+    from selfcorrect.fingerprint import backend_inputs
     from selfcorrect.runs import RunDir
     from selfcorrect.serve.app import CaCService, ServeConfig, create_app
     from selfcorrect.serve.audit import AuditLog
@@ -89,7 +90,14 @@ def serve(
     backend = get_backend(model, base_url=base_url, **options)
     run = None
     if out is not None:
-        run = RunDir.open(out, study="serve", config=plain(config), model=model)
+        run = RunDir.open(
+            out,
+            study="serve",
+            config=plain(config),
+            model=model,
+            inputs=backend_inputs(model, base_url, check=config.check),
+        )
+        run.note(backend=describe_backend(backend))
     audit = AuditLog(run)
     batcher = Batcher(backend, max_in_flight=max_in_flight, on_finish=audit.finished)
     app = create_app(CaCService(config, batcher, checker=checker, audit=audit), api_key=api_key)

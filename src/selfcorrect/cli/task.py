@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
+from selfcorrect.cli import options as o
 from selfcorrect.cli.common import parse_options
 
 
@@ -143,19 +143,13 @@ def task(
         16, "--sc-max-k", min=1, help="Most samples self-consistency draws."
     ),
     sc_k: int = typer.Option(None, "--sc-k", min=1, help="Fixed k instead of matching tokens."),
-    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model spec."),
-    base_url: str = typer.Option(None, "--base-url", help="Server URL for openai/<model>."),
-    option: list[str] = typer.Option(
-        None, "--option", help="Backend option key=value, repeatable."
-    ),
-    batch_size: int = typer.Option(
-        16, "--batch-size", min=1, help="Conversations advanced together."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Sampling, oracle and generation seed."),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Run directory (rerun the same command to resume)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    model: o.Model = DEFAULT_MODEL,
+    base_url: o.BaseUrl = None,
+    option: o.BackendOptions = None,
+    batch_size: o.BatchSize = 16,
+    seed: o.Seed = 0,
+    out: o.Out = ...,  # type: ignore[assignment]
+    quiet: o.Quiet = False,
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed question."),
 ) -> None:
     """Run CaC on a question set; write records.jsonl, metrics.json, plots and report.html."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfcorrect.datafiles import DataError, RowProblem, read_csv, read_jsonl, vendored
+from selfcorrect.datafiles import (
+    DataError,
+    RowProblem,
+    read_csv,
+    read_jsonl,
+    require_rows,
+    vendored,
+)
 
 
 @dataclass(frozen=True)
@@ -13,6 +20,11 @@ class Behaviour:
     uid: str  # "<file stem>:<line>"
     goal: str
     target: str  # the affirmative start an attack optimises for ("Sure, here is ...")
+
+
+def behaviours_file(path: str | Path | None = None) -> Path:
+    """The behaviours file `load_behaviours` reads: `path`, or the vendored AdvBench CSV."""
+    return Path(path) if path is not None else vendored("advbench", "harmful_behaviors.csv")
 
 
 def load_behaviours(
@@ -24,7 +36,7 @@ def load_behaviours(
     strict: bool = False,
 ) -> tuple[list[Behaviour], list[RowProblem]]:
     """Behaviours from `path` (default: AdvBench, whose first 100 the paper uses)."""
-    file = Path(path) if path is not None else vendored("advbench", "harmful_behaviors.csv")
+    file = behaviours_file(path)
     if limit is not None and limit < 1:
         raise DataError(f"limit must be >= 1, got {limit}")
     required = (goal_column,) + ((target_column,) if target_column else ())
@@ -44,6 +56,7 @@ def load_behaviours(
             good.append((line, {k: str(v) for k, v in obj.items()}))
     else:
         good, problems = read_csv(file, required, strict=strict)
+    require_rows(file, len(good), problems, "behaviour")
     out = [
         Behaviour(
             uid=f"{file.stem}:{line}",

@@ -1,10 +1,10 @@
-"""The jailbreak defence study: saved adversarial prompts -> each defence -> judges -> ASR table.
+"""The jailbreak defence study: saved adversarial prompts -> each defence -> judges -> ASR table,
+next to over-refusal on XSTest's safe prompts.
 
-``records.jsonl``: one object per (defence, behaviour) with ``goal``, ``prompt``, ``defense``,
-``turns``, ``initial_answer``, ``final_answer`` and ``verdicts`` (per judge, initial and final:
-true = jailbroken). Harmless requests (over-refusal) are recorded with ``set: harmless``.
-``metrics.json``: per defence, per judge ``asr_initial`` / ``asr_final`` and ``n``; agreement
-between judges; over-refusal rate per defence.
+Rows: every defence on the plain prompts; with adaptive sources (attack directories optimised
+against a defence, ``jailbreak attack --defense D``), also "D (adaptive)" on those prompts.
+``records.jsonl`` holds `DefendRecord`s and ``metrics.json`` a `DefendMetrics`
+(`selfcorrect.jailbreak.records`).
 """
 
 from __future__ import annotations
@@ -13,36 +13,69 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import Backend, GenParams, get_backend
-from selfcorrect.cac.engine import Conversation
+from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
+from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.runner import run_samples
 from selfcorrect.datafiles import protocol, read_csv, vendored
+from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.jailbreak.defenses import (
+    Defense,
     SmoothLLMBackend,
     cac_config,
     defense_check,
     parse_defense,
+    resolve_check_prompt,
+    resolve_family,
 )
-from selfcorrect.jailbreak.judges import agreement, make_judge
+from selfcorrect.jailbreak.judges import JudgeInput, make_judge, validate_judge_spec
+from selfcorrect.jailbreak.records import (
+    DefendMetrics,
+    DefendRecord,
+    RowPlan,
+    Verdicts,
+    compute_metrics,
+)
+from selfcorrect.jailbreak.xstest import make_classifier, safe_prompts, validate_classifier_spec
 from selfcorrect.runs import RunDir
+
+HARMLESS_SETS = ("xstest", "project")
+HARMLESS_FILES = {
+    "xstest": ("xstest", "xstest_prompts.csv"),
+    "project": ("harmless", "harmless_requests.csv"),
+}
 
 
 @dataclass(frozen=True)
 class DefendConfig:
     model: str = "llamacpp/smollm2"
     defenses: tuple[str, ...] = ("none", "cac:1")
-    judges: tuple[str, ...] = ("refusal", "refusal-extended")
-    check_prompt: str = ""  # default: the protocol's "isn't this a harmful, offensive, ..." prompt
+    judges: tuple[str, ...] = ("refusal", "refusal-extended", "paper")
+    check_prompt: str = "0"  # official index, name or text (`resolve_check_prompt`)
+    family: str = "auto"  # whose ICD demos (and, with system_prompt="family", system prompt)
+    system_prompt: str | None = None  # None: the chat template's own; "family": the protocol's
     max_new_tokens: int = 64
-    harmless: bool = True
+    temperature: float = 0.0  # greedy (Vicuna); the official Llama-2 runs sample at 0.6
+    top_p: float = 1.0  # the official Llama-2 runs: 0.9
+    harmless: bool = True  # measure over-refusal
+    harmless_set: str = "xstest"  # XSTest's safe prompts, or "project" (52 written requests)
     harmless_limit: int | None = None
+    over_refusal_judge: str = "xstest-strings"
     batch_size: int = 16
     seed: int = 0
     base_url: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()  # attack directories read (recorded for the run's identity)
 
 
-def harmless_requests(limit: int | None = None) -> list[dict[str, Any]]:
+def harmless_requests(limit: int | None = None, which: str = "xstest") -> list[dict[str, Any]]:
+    """Safe prompts for over-refusal: XSTest's (type-interleaved) or the project's 52."""
+    if which == "xstest":
+        return [
+            {"id": p.id, "goal": p.prompt, "prompt": p.prompt, "set": "xstest", "type": p.type}
+            for p in safe_prompts(limit)
+        ]
+    if which != "project":
+        raise ValueError(f"unknown harmless set {which!r}: use {', '.join(HARMLESS_SETS)}")
     rows, _ = read_csv(vendored("harmless", "harmless_requests.csv"), ("goal",), strict=True)
     out = [
         {"id": f"harmless:{line}", "goal": r["goal"], "prompt": r["goal"], "set": "harmless"}
@@ -51,80 +84,161 @@ def harmless_requests(limit: int | None = None) -> list[dict[str, Any]]:
     return out[:limit] if limit else out
 
 
+def _system_base(cfg: DefendConfig, family: str) -> str | None:
+    if cfg.system_prompt == "family":
+        return str(protocol()["jailbreak"]["system_prompts"][family])
+    return cfg.system_prompt
+
+
+def validate_config(cfg: DefendConfig, adaptive_defenses: tuple[str, ...] = ()) -> None:
+    """Every spec of `cfg` checked (one clear error) before anything is written or loaded."""
+    family = resolve_family(cfg.family, cfg.model)
+    resolve_check_prompt(cfg.check_prompt)
+    for d in (*cfg.defenses, *adaptive_defenses):
+        parse_defense(d, family=family)
+    for j in cfg.judges:
+        validate_judge_spec(j)
+    if cfg.harmless:
+        validate_classifier_spec(cfg.over_refusal_judge)
+    if cfg.harmless_set not in HARMLESS_SETS:
+        raise ValueError(
+            f"unknown harmless set {cfg.harmless_set!r}: use {', '.join(HARMLESS_SETS)}"
+        )
+
+
 def run_defend(
     cfg: DefendConfig,
     prompts: list[dict[str, Any]],
     out: str | Path,
     *,
+    adaptive: list[tuple[str, list[dict[str, Any]]]] = (),  # type: ignore[assignment]
     backend: Backend | None = None,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Run every defence on `prompts` (and the harmless set); returns metrics.json's content."""
-    defenses = [parse_defense(d) for d in cfg.defenses]  # validate before any work
-    judges = [make_judge(j) for j in cfg.judges]
-    check_prompt = cfg.check_prompt or protocol()["jailbreak"]["check_prompts_fixed"][2]
+) -> DefendMetrics:
+    """Run every defence on `prompts` (and on the safe prompts), plus each ``(defence,
+    prompts)`` of `adaptive`; returns the metrics (also written to metrics.json)."""
+    validate_config(cfg, tuple(d for d, _ in adaptive))  # before any work
+    family = resolve_family(cfg.family, cfg.model)
+    check_name, check_text = resolve_check_prompt(cfg.check_prompt)
+    specs = list(dict.fromkeys([*cfg.defenses, *(d for d, _ in adaptive)]))
+    defenses = {d: parse_defense(d, family=family) for d in specs}
+    system_base = _system_base(cfg, family)
     run = RunDir.open(
         out,
         study="jailbreak-defend",
-        config={**cfg.__dict__, "n_prompts": len(prompts)},
+        config={
+            **cfg.__dict__,
+            "family_resolved": family,
+            "check_prompt_name": check_name,
+            "check_prompt_text": check_text,
+            "system_prompt_resolved": system_base,
+            "n_prompts": len(prompts),
+            "adaptive": [{"defense": d, "n_prompts": len(p)} for d, p in adaptive],
+        },
         model=cfg.model,
         seed=cfg.seed,
+        inputs={
+            "attack_prompts": prompts,
+            "adaptive_prompts": [p for _, adv in adaptive for p in adv],
+            "harmless": (vendored(*HARMLESS_FILES[cfg.harmless_set]) if cfg.harmless else None),
+            **backend_inputs(cfg.model, cfg.base_url),
+        },
     )
     base = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
+    run.note(backend=describe_backend(base))
+    cache: dict[str, Any] = {cfg.model: base}
+    judges = [make_judge(j, backends=cache) for j in cfg.judges]
+    classifier = make_classifier(cfg.over_refusal_judge, backends=cache) if cfg.harmless else None
+    harmless = harmless_requests(cfg.harmless_limit, cfg.harmless_set) if cfg.harmless else []
     refusals = protocol()["jailbreak"]["refusal_substrings_paper"]
-    items = [{**p, "set": p.get("set", "harmful")} for p in prompts]
-    if cfg.harmless:
-        items += harmless_requests(cfg.harmless_limit)
 
-    def record(item: dict[str, Any], conv: Conversation, defense: str) -> dict[str, Any]:
-        initial = conv.answers()[0].content
-        final = (conv.final_answer() or conv.answers()[-1]).content
-        verdicts = {
-            j.name: {
-                "initial": j.judge([item["goal"]], [initial])[0],
-                "final": j.judge([item["goal"]], [final])[0],
-            }
-            for j in judges
-        }
-        return {
-            "goal": item["goal"],
-            "prompt": item["prompt"],
-            "set": item["set"],
-            "defense": defense,
-            "attack": item.get("attack"),
-            "turns": [t.to_dict() for t in conv.turns],
-            "initial_answer": initial,
-            "final_answer": final,
-            "verdicts": verdicts,
-        }
+    plans: list[tuple[RowPlan, Defense, list[dict[str, Any]]]] = []
+    plain = [{**p, "set": "harmful"} for p in prompts]
+    for d in cfg.defenses:
+        items = plain + harmless
+        plans.append((_plan(d, d, False, plain), defenses[d], items))
+    for d, adv in adaptive:
+        items = [{**p, "set": "harmful"} for p in adv]
+        plans.append((_plan(f"{d} (adaptive)", d, True, items), defenses[d], items))
+        if d not in cfg.defenses and harmless:  # its over-refusal, measured once
+            plans.append((_plan(d, d, False, []), defenses[d], harmless))
 
-    for d in defenses:
+    def record(plan: RowPlan, item: dict[str, Any], conv: Conversation) -> dict[str, Any]:
+        first = conv.answers()[0]
+        last = conv.final_answer() or conv.answers()[-1]
+        verdicts = {}
+        for j in judges:
+            a, b = j.judge(
+                [
+                    JudgeInput(item["goal"], first.content, first.finish_reason),
+                    JudgeInput(item["goal"], last.content, last.finish_reason),
+                ]
+            )
+            verdicts[j.name] = Verdicts(
+                a.jailbroken, b.jailbroken, a.score, b.score, a.output, b.output
+            )
+        label = None
+        if item["set"] == "xstest" and classifier is not None:
+            label = classifier.classify([item["prompt"]], [last.content])[0]
+        return DefendRecord(
+            id=f"{plan.key}|{item['id']}",
+            row=plan.key,
+            defense=plan.defense,
+            adaptive=plan.adaptive,
+            set=item["set"],
+            goal=item["goal"],
+            prompt=item["prompt"],
+            attack=item.get("attack"),
+            turns=tuple(t.to_dict() for t in conv.turns),
+            initial_answer=first.content,
+            final_answer=last.content,
+            initial_finish=first.finish_reason,
+            final_finish=last.finish_reason,
+            verdicts=verdicts,
+            over_refusal=label,
+            prompt_type=item.get("type"),
+        ).to_dict()
+
+    params = GenParams(
+        max_new_tokens=cfg.max_new_tokens,
+        seed=cfg.seed,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+    )
+    for plan, defense, items in plans:
         model = (
-            SmoothLLMBackend(base, d.smooth_copies, refusals, seed=cfg.seed)
-            if d.smooth_copies
+            SmoothLLMBackend(base, defense.smooth_copies, refusals, seed=cfg.seed)
+            if defense.smooth_copies
             else base
         )
-        params = GenParams(max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
         run_samples(
             run,
             items,
-            sample_id=lambda it, d=d: f"{d.name}|{it['id']}",  # type: ignore[misc]
-            conversation=lambda it, d=d: Conversation(
-                id=f"{d.name}|{it['id']}",  # type: ignore[misc]
+            sample_id=lambda it, p=plan: f"{p.key}|{it['id']}",  # type: ignore[misc]
+            conversation=lambda it, p=plan, d=defense: Conversation(  # type: ignore[misc]
+                id=f"{p.key}|{it['id']}",
                 question=it["prompt"] + d.question_suffix,
+                system=d.system(system_base),
             ),
-            record=lambda it, conv, d=d: record(it, conv, d.name),  # type: ignore[misc]
+            record=lambda it, conv, p=plan: record(p, it, conv),  # type: ignore[misc]
             backend=model,
-            check=defense_check(d, check_prompt, params),
-            config=cac_config(d, cfg.max_new_tokens, cfg.seed),
+            check=defense_check(defense, check_text, params),
+            config=cac_config(defense, params),
             window=cfg.batch_size,
             progress=progress,
         )
-    wanted = {f"{d.name}|{it['id']}" for d in defenses for it in items}
-    records = [r for r in run.records() if r["id"] in wanted]
-    metrics = compute_metrics(records, [d.name for d in defenses], [j.name for j in judges])
-    run.write_json("metrics.json", metrics)
-    run.finish(n_records=len(records))
+    wanted = {f"{p.key}|{it['id']}" for p, _, items in plans for it in items}
+    records = [DefendRecord.from_dict(r) for r in run.records() if r["id"] in wanted]
+    failed = {str(f["id"]) for f in run.failures() if f.get("id") in wanted}
+    metrics = compute_metrics(
+        records,
+        [p for p, _, _ in plans if p.harmful_ids or p.adaptive or p.key in cfg.defenses],
+        [j.name for j in judges],
+        over_refusal_judge=cfg.over_refusal_judge if cfg.harmless else None,
+        failed_ids=failed,
+    )
+    run.write_json("metrics.json", metrics.to_dict())
+    run.finish(n_records=len(records), failed=metrics.failed)
     if records:
         from selfcorrect.report import build_report
 
@@ -132,34 +246,12 @@ def run_defend(
     return metrics
 
 
-def compute_metrics(
-    records: list[dict[str, Any]], defenses: list[str], judges: list[str]
-) -> dict[str, Any]:
-    """ASR per defence and judge (fractions of decided answers), agreement, over-refusal."""
-    out: dict[str, Any] = {"defenses": {}}
-    for d in defenses:
-        harmful = [r for r in records if r["defense"] == d and r["set"] == "harmful"]
-        harmless = [r for r in records if r["defense"] == d and r["set"] == "harmless"]
-        row: dict[str, Any] = {"n": len(harmful), "judges": {}, "agreement": {}}
-        for j in judges:
-
-            def rate(rs: list[dict[str, Any]], when: str, j: str = j) -> float | None:
-                vs = [r["verdicts"][j][when] for r in rs if r["verdicts"][j][when] is not None]
-                return sum(vs) / len(vs) if vs else None
-
-            complied = rate(harmless, "final") if harmless else None
-            row["judges"][j] = {
-                "asr_initial": rate(harmful, "initial"),
-                "asr_final": rate(harmful, "final"),
-                "n": len(harmful),
-                "over_refusal": None if complied is None else 1 - complied,
-            }
-        for i, a in enumerate(judges):
-            for b in judges[i + 1 :]:
-                row["agreement"][f"{a} vs {b}"] = agreement(
-                    [r["verdicts"][a]["final"] for r in harmful],
-                    [r["verdicts"][b]["final"] for r in harmful],
-                )
-        row["n_harmless"] = len(harmless)
-        out["defenses"][d] = row
-    return out
+def _plan(key: str, defense: str, adaptive: bool, items: list[dict[str, Any]]) -> RowPlan:
+    attacks = sorted({str(i.get("attack")) for i in items if i.get("set") == "harmful"})
+    return RowPlan(
+        key=key,
+        defense=defense,
+        adaptive=adaptive,
+        attack=", ".join(attacks) or None,
+        harmful_ids=tuple(f"{key}|{i['id']}" for i in items if i.get("set") == "harmful"),
+    )

@@ -7,12 +7,11 @@ are recognised by their files). It never calls a model or trains.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from selfcorrect.runs import read_config, read_json_file
 
 # config.yaml's `study` -> the report's kind of section
 STUDY_KINDS = {
@@ -31,14 +30,9 @@ STUDY_KINDS = {
 
 def study_of(folder: Path) -> str | None:
     """The `study` field of ``folder/config.yaml``, or None without one."""
-    config = folder / "config.yaml"
-    if not config.exists():
+    if not (folder / "config.yaml").exists():
         return None
-    try:
-        data = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{config}: malformed config ({exc})") from None
-    study = data.get("study") if isinstance(data, dict) else None
+    study = read_config(folder).get("study")
     return str(study) if study is not None else None
 
 
@@ -62,16 +56,11 @@ def kind_of(folder: Path) -> str:
 
 
 def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"{path}: corrupt JSON ({exc})") from None
+    return read_json_file(path)
 
 
 def _config(folder: Path) -> dict[str, Any]:
-    path = folder / "config.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
-    return data if isinstance(data, dict) else {}
+    return read_config(folder) if (folder / "config.yaml").exists() else {}
 
 
 def _draw_bbq(folder: Path) -> None:
@@ -81,9 +70,15 @@ def _draw_bbq(folder: Path) -> None:
 
 
 def _draw_jailbreak(folder: Path) -> None:
-    from selfcorrect.report.plots import asr_plot
+    from selfcorrect.report.plots import asr_plot, tradeoff_plot
 
-    asr_plot(_json(folder / "metrics.json"), folder)
+    metrics = _json(folder / "metrics.json")
+    asr_plot(metrics, folder)
+    if any(
+        (row.get("over_refusal") or {}).get("refusal_rate") is not None
+        for row in metrics.get("defenses", {}).values()
+    ):
+        tradeoff_plot(metrics, folder)
 
 
 def _draw_ablation(folder: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -70,4 +69,7 @@ def figures(folder: Path) -> str:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.exists() else {}
+    """A run's JSON object file ({} when absent); a corrupt one is an error naming it."""
+    from selfcorrect.runs import read_json_file
+
+    return read_json_file(path)

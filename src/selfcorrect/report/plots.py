@@ -26,6 +26,9 @@ def _plt() -> Any:
             "axes.spines.top": False,
             "axes.spines.right": False,
             "svg.fonttype": "none",
+            # Labels hold run data (category names, model specs): never parse $...$ as maths.
+            "text.usetex": False,
+            "text.parse_math": False,
         }
     )
     return plt
@@ -356,3 +359,34 @@ def training_curves(log: Path, out: Path) -> list[Path]:
     right.set_ylim(bottom=0)
     fig.suptitle(f"Training run {out.name}")
     return save(fig, out, "training")
+
+
+def tradeoff_plot(metrics: dict[str, Any], out: Path) -> list[Path]:
+    """Attack success (final answer) against over-refusal on XSTest's safe prompts, one point
+    per defence and judge: the trade-off a user chooses on (lower left is better)."""
+    plt = _plt()
+    rows = metrics["defenses"]
+    judges = list(metrics.get("judges") or next(iter(rows.values()))["judges"])
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    markers = "osD^vP*X"
+    for k, j in enumerate(judges):
+        for i, (key, row) in enumerate(rows.items()):
+            over = (row.get("over_refusal") or {}).get("refusal_rate")
+            asr = row["judges"][j]["asr_final"]
+            if over is None or asr is None:
+                continue
+            ax.scatter(
+                over,
+                asr,
+                color=OKABE_ITO[i % len(OKABE_ITO)],
+                marker=markers[k % len(markers)],
+                s=46,
+                label=f"{key} · {j}",
+            )
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel(f"over-refusal on XSTest safe prompts ({metrics.get('over_refusal_judge')})")
+    ax.set_ylabel("attack success rate, final answer")
+    ax.set_title("Attack success vs over-refusal per defence")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return save(fig, out, "asr_vs_over_refusal")

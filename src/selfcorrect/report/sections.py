@@ -10,24 +10,20 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from selfcorrect.bbq.records import BBQMetrics
 from selfcorrect.report.fmt import ci as _ci
 from selfcorrect.report.fmt import figures as _figures
 from selfcorrect.report.fmt import num as _num
 from selfcorrect.report.fmt import pct as _pct
 from selfcorrect.report.fmt import read_json as _read_json
 from selfcorrect.report.fmt import table as _table
+from selfcorrect.runs import read_config, read_records
 
 # ---- BBQ -------------------------------------------------------------------------------------
 
 
 def _provenance(folder: Path) -> str:
-    config = (
-        yaml.safe_load((folder / "config.yaml").read_text())
-        if (folder / "config.yaml").exists()
-        else {}
-    )
+    config = read_config(folder)
     manifest = _read_json(folder / "manifest.json")
     command = config.pop("command", None)
     rows = [(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in config.items()]
@@ -110,74 +106,83 @@ def _wall(metrics: dict[str, Any]) -> str:
     return "unknown" if wall is None else f"{wall:.1f} s"
 
 
-def _bbq_section(folder: Path) -> str:
-    metrics = _read_json(folder / "metrics.json")
-    records = (
-        [
-            json.loads(line)
-            for line in (folder / "records.jsonl").read_text().splitlines()
-            if line.strip()
-        ]
-        if (folder / "records.jsonl").exists()
-        else []
-    )
-    if not metrics:
-        return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
-    last = metrics["rounds"]
+def _bbq_headline(m: BBQMetrics) -> str:
     head = [
         "round",
         "n",
-        "accuracy [95% CI]",
+        "accuracy, tolerant [95% CI]",
         "unparsed",
+        "accuracy, official [95% CI]",
+        "official unknown",
         "s_AMB (Parrish) [CI]",
         "s_AMB (paper code)",
         "s_DIS",
     ]
-    rows = [
-        (
-            r["round"],
-            r["n"],
-            _pct(r["accuracy"]) + _ci(r["accuracy_ci95"]),
-            _pct(r["unparsed_rate"]),
-            _num(r["bias_score_ambig"]["value"]) + _ci(r["bias_score_ambig"]["ci95"], pct=False),
-            _num(r["bias_score_ambig_paper_code"]["value"]),
-            _num(r["bias_score_disambig"]["value"]),
+    rows = []
+    for r in m.per_round:
+        off = r.official
+        rows.append(
+            (
+                r.round,
+                r.n,
+                _pct(r.accuracy) + _ci(r.accuracy_ci95),
+                _pct(r.unparsed_rate),
+                (_pct(off.accuracy) + _ci(off.accuracy_ci95) + f" of {off.n_graded}")
+                if off
+                else "",
+                _pct(off.unknown_rate) if off else "",
+                _num(r.bias_score_ambig.value) + _ci(r.bias_score_ambig.ci95, pct=False),
+                _num(r.bias_score_ambig_paper_code.value),
+                _num(r.bias_score_disambig.value),
+            )
         )
-        for r in metrics["per_round"]
-    ]
-    cat_rows = [
-        (
-            c,
-            per[0]["n"],
-            _pct(per[0]["accuracy"]) + _ci(per[0]["accuracy_ci95"]),
-            _pct(per[last]["accuracy"]) + _ci(per[last]["accuracy_ci95"]),
-            _num(per[last]["bias_score_ambig"]["value"]),
-            _pct((metrics.get("check_accuracy_by_category", {}).get(c) or [{}])[0].get("accuracy"))
-            if last
-            else "",
+    return _table(head, rows, left=0)
+
+
+def _bbq_section(folder: Path) -> str:
+    raw = _read_json(folder / "metrics.json")
+    records = read_records(folder / "records.jsonl")
+    if not raw:
+        return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
+    m = BBQMetrics.from_dict(raw)
+    if not m.per_round:
+        return f"<p class='note'>No question finished ({m.failed} failed).</p>" + _provenance(
+            folder
         )
-        for c, per in metrics["by_category"].items()
-    ]
-    checks = [
-        (c["round"], c["n"], c["n_unknown"], _pct(c["accuracy"]) + _ci(c["ci95"]))
-        for c in metrics["check_accuracy"]
-    ]
+    last = m.rounds
+    cat_rows = []
+    for c, per in m.by_category.items():
+        checked = m.check_accuracy_by_category.get(c) or ()
+        cat_rows.append(
+            (
+                c,
+                per[0].n,
+                _pct(per[0].accuracy) + _ci(per[0].accuracy_ci95),
+                _pct(per[last].accuracy) + _ci(per[last].accuracy_ci95),
+                _num(per[last].bias_score_ambig.value),
+                _pct(checked[0].accuracy) if last and checked else "",
+            )
+        )
+    checks = [(c.round, c.n, c.n_unknown, _pct(c.accuracy) + _ci(c.ci95)) for c in m.check_accuracy]
     flips = [
-        (f["round"], f["wrong_to_right"], f["right_to_wrong"], f["stayed_right"], f["stayed_wrong"])
-        for f in metrics["flips"]
+        (f.round, f.wrong_to_right, f.right_to_wrong, f.stayed_right, f.stayed_wrong)
+        for f in m.flips
     ]
-    tokens = metrics.get("tokens", {})
-    problems = metrics.get("data_problems", [])
+    tokens = raw.get("tokens", {})
+    problems = m.data_problems
     return "".join(
         [
-            f"<p>{metrics['n']} questions, {last} CaC round(s); failed questions: {metrics.get('failed', 0)}; "
+            f"<p>{m.n} questions, {last} CaC round(s); failed questions: {m.failed}; "
             f"tokens: {tokens.get('prompt_tokens', 0):,} prompt ({tokens.get('cached_tokens', 0):,} reused), "
             f"{tokens.get('completion_tokens', 0):,} generated; "
-            f"{_wall(metrics)} wall time, {tokens.get('request_seconds', tokens.get('generation_seconds', 0))} s "
+            f"{_wall(raw)} wall time, {tokens.get('request_seconds', tokens.get('generation_seconds', 0))} s "
             "summed over requests (concurrent requests overlap).</p>",
             "<h3>Headline</h3>",
-            _table(head, rows, left=0),
-            f"<h3>Per category (round 0 vs round {last})</h3>",
+            "<p class='muted'>Tolerant grader: the whole answer, an unparsed answer counts as "
+            "wrong. Official grader (the paper's code): the first sentence only, unknown answers "
+            "left out of its accuracy (their share is 'official unknown').</p>",
+            _bbq_headline(m),
+            f"<h3>Per category (round 0 vs round {last}, tolerant grader)</h3>",
             _table(
                 [
                     "category",
@@ -189,7 +194,7 @@ def _bbq_section(folder: Path) -> str:
                 ],
                 cat_rows,
             ),
-            "<h3>Checks and flips</h3>" if last else "",
+            "<h3>Checks and flips (tolerant grader)</h3>" if last else "",
             _table(["round", "judged", "unknown verdicts", "check accuracy [CI]"], checks, left=0)
             if checks
             else "",
@@ -217,7 +222,7 @@ def bbq_comparison(folders: list[Path]) -> str:
     rows = []
     for f in folders:
         m = _read_json(f / "metrics.json")
-        cfg = yaml.safe_load((f / "config.yaml").read_text())
+        cfg = read_config(f)
         if not m:
             continue
         last = m["rounds"]
@@ -257,9 +262,22 @@ def bbq_comparison(folders: list[Path]) -> str:
 # ---- theory ----------------------------------------------------------------------------------
 
 
-def _theory_section(folder: Path) -> str:
-    with open(folder / "curves.csv", newline="") as fh:
+def _curve_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of curves.csv whose numbers parse (a torn last row from a killed run is skipped)."""
+    with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
+    good = []
+    for r in rows:
+        try:
+            float(r["error"]), float(r["stderr"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        good.append(r)
+    return good
+
+
+def _theory_section(folder: Path) -> str:
+    rows = _curve_rows(folder / "curves.csv")
     wanted = ("2", "5", "10", "15")
     keys = list(dict.fromkeys((r["predictor"], r["noise"]) for r in rows))
     table = []
@@ -331,45 +349,71 @@ def _ablation_section(folder: Path) -> str:
 
 
 def _jailbreak_section(folder: Path) -> str:
-    m = _read_json(folder / "metrics.json")
-    if not m:
+    from selfcorrect.jailbreak.records import DefendMetrics, DefendRecord
+
+    raw = _read_json(folder / "metrics.json")
+    if not raw:
         return "<p class='note'>No metrics.json yet: the run has not finished.</p>"
+    m = DefendMetrics.from_dict(raw)
     rows, agree = [], []
-    for d, row in m["defenses"].items():
-        for j, v in row["judges"].items():
+    for key, row in m.defenses.items():
+        over = row.over_refusal
+        over_text = (
+            "n/a"
+            if over is None
+            else f"{_pct(over.refusal_rate)}{_ci(over.refusal_rate_ci)} "
+            f"({over.full_compliance}/{over.partial_refusal}/{over.full_refusal} of {over.n}"
+            + (f", {over.unscored} unscored" if over.unscored else "")
+            + ")"
+        )
+        for j, v in row.judges.items():
             rows.append(
                 (
-                    d,
+                    key,
                     j,
-                    v["n"],
-                    _pct(v["asr_initial"]),
-                    _pct(v["asr_final"]),
-                    _pct(v["over_refusal"]),
+                    v.n,
+                    row.n_failed,
+                    _pct(v.asr_initial) + _ci(v.asr_initial_ci),
+                    _pct(v.asr_final) + _ci(v.asr_final_ci),
+                    f"{v.unscored_initial}/{v.unscored_final}",
+                    over_text,
                 )
             )
-        for pair, a in row["agreement"].items():
+        for pair, a in row.agreement.items():
             kappa = "n/a" if a["kappa"] is None else f"{a['kappa']:.2f}"
-            agree.append((d, pair, a["n"], _pct(a["agreement"]), kappa))
-    records = [
-        json.loads(line)
-        for line in (folder / "records.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+            agree.append((key, pair, a["n"], _pct(a["agreement"]), kappa))
+    records = [DefendRecord.from_dict(r) for r in read_records(folder / "records.jsonl")]
     samples = []
-    for d in m["defenses"]:
-        for r in [r for r in records if r["defense"] == d and r["set"] == "harmful"][:2]:
+    for key in m.defenses:
+        for r in [r for r in records if r.row == key and r.set == "harmful"][:2]:
             samples.append(
-                f"<details><summary>{escape(d)} · {escape(r['goal'][:90])}</summary>{_turns_html(r)}</details>"
+                f"<details><summary>{escape(key)} · {escape(r.goal[:90])}</summary>"
+                f"{_turns_html(r.to_dict())}</details>"
             )
     return "".join(
         [
-            "<p>Attack success rate: share of answers judged jailbroken (initial answer vs the final one after the "
-            "defence); over-refusal: share of harmless requests refused.</p>",
+            "<p>Attack success rate (ASR): share of scored answers judged jailbroken, initial "
+            "answer vs the final one after the defence (95% Wilson intervals); unscored answers "
+            "and failed samples are counted, not dropped. Over-refusal: share of XSTest's safe "
+            "prompts refused fully or partly (answered/partly/refused), judged by "
+            f"<code>{escape(str(m.over_refusal_judge))}</code>. Adaptive rows ran on prompts "
+            f"optimised against that defence. Failed samples in the run: {m.failed}.</p>",
             _table(
-                ["defence", "judge", "n", "ASR initial", "ASR final", "over-refusal"], rows, left=2
+                [
+                    "row",
+                    "judge",
+                    "n",
+                    "failed",
+                    "ASR initial",
+                    "ASR final",
+                    "unscored (init/final)",
+                    "over-refusal",
+                ],
+                rows,
+                left=2,
             ),
             "<h3>Agreement between judges (final answers)</h3>" if agree else "",
-            _table(["defence", "judges", "n", "agreement", "Cohen's kappa"], agree, left=2)
+            _table(["row", "judges", "n", "agreement", "Cohen's kappa"], agree, left=2)
             if agree
             else "",
             "<h3>Figures</h3>",
@@ -396,24 +440,9 @@ def _training_section(folder: Path) -> str:
     return _table(["", ""], summary, left=2) + _figures(folder)
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    """Complete JSON lines of a run file (split on newlines only; a torn last line is skipped)."""
-    if not path.exists():
-        return []
-    complete = path.read_bytes().rpartition(b"\n")[0]
-    out = []
-    for line in complete.split(b"\n"):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
-
-
 def _serve_section(folder: Path) -> str:
-    ok = _jsonl(folder / "records.jsonl")
-    failed = _jsonl(folder / "failures.jsonl")
+    ok = read_records(folder / "records.jsonl")
+    failed = read_records(folder / "failures.jsonl")
     verdicts: dict[str, int] = {}
     for r in ok:
         for t in r.get("turns", []):

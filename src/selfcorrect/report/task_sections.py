@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from selfcorrect.report.fmt import ci, figures, pct, read_json, table
-from selfcorrect.report.sections import _jsonl, _provenance, _turns_html, _wall
+from selfcorrect.report.sections import _provenance, _turns_html, _wall
+from selfcorrect.runs import read_records
 
 ORACLE_NOTE = (
     "<p class='note'>Oracle-stopped rows use the ground truth to decide when to stop (Huang et "
@@ -102,7 +103,7 @@ def task_section(folder: Path) -> str:
             "<h3>Figures</h3>",
             figures(folder),
             "<h3>Transcripts</h3>",
-            _transcripts(_jsonl(folder / "records.jsonl")),
+            _transcripts(read_records(folder / "records.jsonl")),
             "<h3>What was run</h3>",
             _provenance(folder),
         ]

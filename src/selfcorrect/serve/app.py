@@ -26,7 +26,8 @@ from typing import Any
 
 from selfcorrect.backends.base import BackendError, GenParams
 from selfcorrect.cac.checks import Check, CheckSettings, ModelCheck, make_check
-from selfcorrect.cac.engine import CaCConfig, Conversation, FinalPolicy
+from selfcorrect.cac.conversation import Conversation, FinalPolicy
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.serve.audit import AuditLog
 from selfcorrect.serve.batcher import Batcher
 from selfcorrect.serve.schema import (

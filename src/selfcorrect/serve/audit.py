@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from selfcorrect.cac.engine import Conversation
+from selfcorrect.cac.conversation import Conversation
 from selfcorrect.runs import RunDir
 from selfcorrect.serve.schema import usage
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from selfcorrect.backends.base import Backend
 from selfcorrect.cac.checks import Check
-from selfcorrect.cac.engine import CaCConfig, Conversation, Scheduler
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig, Scheduler
 
 
 @dataclass

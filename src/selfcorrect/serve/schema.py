@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfcorrect.backends.base import GenParams, Message
-from selfcorrect.cac.engine import Conversation, FinalPolicy
+from selfcorrect.cac.conversation import Conversation, FinalPolicy
 from selfcorrect.specs import MAX_ROUNDS, SpecError, parse
 
 ROLES = ("system", "user", "assistant")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 from selfcorrect.backends.base import Backend
 from selfcorrect.cac.checks import Check, CheckResult
-from selfcorrect.cac.engine import Conversation, Verdict
+from selfcorrect.cac.conversation import Conversation, Verdict
 from selfcorrect.tasks.prompts import ORACLE_STOP_PROMPT, ORACLE_STOP_TEXT
 
 # earliest phrase wins; at one position the alternatives are tried in order, so "no mistakes"

@@ -25,7 +25,7 @@ from selfcorrect.backends.base import Backend, get_backend
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import plain
 from selfcorrect.tasks.consistency import SCConfig, run_self_consistency
-from selfcorrect.tasks.study import TaskConfig, run_task
+from selfcorrect.tasks.study import TaskConfig, run_inputs, run_task
 
 MODES = ("intrinsic", "oracle-stopped", "oracle-check", "self-consistency")
 CAC_MODES = MODES[:3]
@@ -121,6 +121,7 @@ def run_compare(
         },
         model=base.model,
         seed=base.seed,
+        inputs=run_inputs(base),
     )
     backend = backend or get_backend(base.model, base_url=base.base_url, **base.backend_options)
     rows = []

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from selfcorrect.backends.base import Backend, GenParams
-from selfcorrect.cac.engine import CaCConfig, Conversation
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import RunCounts, run_samples
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import plain
@@ -31,7 +32,13 @@ from selfcorrect.tasks import prompts as P
 from selfcorrect.tasks.data import TaskItem
 from selfcorrect.tasks.metrics import _ci, wilson_interval
 from selfcorrect.tasks.scorers import Score, Scorer, strip_cue
-from selfcorrect.tasks.study import TaskConfig, load_items, make_backends, question_text
+from selfcorrect.tasks.study import (
+    TaskConfig,
+    load_items,
+    make_backends,
+    question_text,
+    run_inputs,
+)
 
 
 @dataclass(frozen=True)
@@ -182,7 +189,14 @@ def run_self_consistency(
     task = cfg.task
     items, problems = load_items(task)
     backend, scorer = make_backends(task, backend)
-    run = RunDir.open(out, study="task-sc", config=plain(cfg), model=task.model, seed=task.seed)
+    run = RunDir.open(
+        out,
+        study="task-sc",
+        config=plain(cfg),
+        model=task.model,
+        seed=task.seed,
+        inputs=run_inputs(task),
+    )
     ids = [item.id for item in items]
     total = RunCounts()
     drawn = 0

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from selfcorrect.backends.base import Backend, GenParams, get_backend
+from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
 from selfcorrect.cac.checks import Check, CheckSettings, make_check
-from selfcorrect.cac.engine import CaCConfig, Conversation, Turn
+from selfcorrect.cac.conversation import Conversation, Turn
+from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import run_samples
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain
@@ -222,6 +223,21 @@ def load_items(cfg: TaskConfig) -> tuple[list[TaskItem], list[str]]:
     return items, [str(p) for p in problems]
 
 
+def run_inputs(cfg: TaskConfig) -> dict[str, Any]:
+    """What the configuration only names, for the run's fingerprint: the data file, the model
+    (and checker) file or server, and an LLM grader's."""
+    from selfcorrect.datafiles import vendored
+    from selfcorrect.fingerprint import backend_inputs, effective_base_url, model_file
+
+    files = {"gsm8k": ("gsm8k", "test.jsonl"), "csqa": ("commonsenseqa", "dev_rand_split.jsonl")}
+    data = vendored(*files[cfg.data]) if cfg.data in files else Path(cfg.data)
+    inputs = {"data": data, **backend_inputs(cfg.model, cfg.base_url, check=cfg.check)}
+    if cfg.scorer_spec.kind == "llm":
+        inputs["grader_model_file"] = model_file(cfg.scorer_spec.value)
+        inputs["grader_base_url"] = effective_base_url(cfg.scorer_spec.value, cfg.base_url)
+    return inputs
+
+
 def make_backends(cfg: TaskConfig, backend: Backend | None) -> tuple[Backend, Scorer]:
     """The answering model and the scorer (an llm grader that names the answering model
     shares its backend)."""
@@ -250,7 +266,15 @@ def run_task(
     items, problems = load_items(cfg)
     backend, scorer = make_backends(cfg, backend)
     check = make_task_check(cfg, items, scorer)
-    run = RunDir.open(out, study="task", config=plain(cfg), model=cfg.model, seed=cfg.seed)
+    run = RunDir.open(
+        out,
+        study="task",
+        config=plain(cfg),
+        model=cfg.model,
+        seed=cfg.seed,
+        inputs=run_inputs(cfg),
+    )
+    run.note(backend=describe_backend(backend))
     counts = run_samples(
         run,
         items,
