@@ -89,6 +89,16 @@ def _model(text: str) -> Spec:
     return parse("model", text)
 
 
+def _regex(text: str) -> str:
+    import re
+
+    try:
+        re.compile(text)
+    except re.error:
+        raise ValueError(text) from None
+    return text
+
+
 @dataclass(frozen=True)
 class Family:
     """One spec family: its kinds (each with an argument rule, or None for no argument)."""
@@ -162,6 +172,16 @@ FAMILIES: dict[str, Family] = {
         },
     ),
     "over-refusal": Family("over-refusal", {"xstest-strings": None, "xstest": MODEL_SPEC}),
+    "scorer": Family(
+        "scorer",
+        {
+            "exact": None,
+            "numeric": None,
+            "choice": None,
+            "regex": Arg("PATTERN", _regex, "a valid Python regular expression"),
+            "llm": MODEL_SPEC,
+        },
+    ),
     "attack": Family(
         "attack",
         {

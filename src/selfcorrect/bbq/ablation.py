@@ -7,7 +7,13 @@ metrics only. Kinds:
   gain against the measured check accuracy, with a least-squares line and R^2 (is it linear?);
 - ``rounds``: one run with R rounds; accuracy after each round;
 - ``check-type``: natural-language self-check vs verdict-only self-check (and any others given);
-- ``model-size``: the same study on several models, in the order given (smallest first).
+- ``model-size``: the same study on several models, in the order given (smallest first);
+- ``intrinsic-vs-oracle``: the same check (self by default) run two ways (Huang et al., ICLR
+  2024): *intrinsic* (fixed rounds, the last answer is final) and *oracle-stopped* (a question
+  stops as soon as the ground truth, BBQ's tolerant grader against the label, accepts its
+  answer, which is kept; the model still reads only its own review, never the truth: see
+  `selfcorrect.tasks.checks.OracleStopCheck`). The gap between the two is the inflation an
+  oracle stop adds.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from selfcorrect.backends.base import Backend, get_backend
 from selfcorrect.bbq.records import BBQMetrics
 from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.runs import RunDir
-from selfcorrect.specs import plain
+from selfcorrect.specs import Spec, plain
 
-KINDS = ("check-quality", "rounds", "check-type", "model-size")
+KINDS = ("check-quality", "rounds", "check-type", "model-size", "intrinsic-vs-oracle")
 
 
 def grid(
@@ -53,7 +60,98 @@ def grid(
             (f"model-{i}-{m.replace('/', '_')}", replace(base, model=m))
             for i, m in enumerate(models)
         ]
+    if kind == "intrinsic-vs-oracle":
+        check = base.check
+        assert isinstance(check, Spec)
+        if check.kind in ("none", "oracle") or not base.rounds:
+            raise ValueError(
+                "intrinsic-vs-oracle needs at least one round of a check the model reads "
+                "(--check self, verdict or model:SPEC)"
+            )
+        return [("intrinsic", base), ("oracle-stopped", base)]
     raise ValueError(f"unknown ablation {kind!r}; use one of {', '.join(KINDS)}")
+
+
+def run_bbq_oracle_stopped(
+    cfg: BBQConfig, out: str | Path, *, backend: Backend | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """`run_bbq` with Huang et al.'s oracle stop: the check of `cfg` reviews each answer, and a
+    question stops (keeping its answer) as soon as the tolerant grader reads the label in it.
+    Writes an ordinary BBQ run directory (config.yaml adds ``stop: oracle``)."""
+    from selfcorrect.backends.base import describe_backend
+    from selfcorrect.bbq.data import data_files, load_bbq
+    from selfcorrect.bbq.metrics import compute_metrics
+    from selfcorrect.bbq.parse import parse_answer
+    from selfcorrect.bbq.records import BBQRecord
+    from selfcorrect.bbq.study import (
+        _token_totals,
+        cac_config,
+        make_bbq_check,
+        make_conversation,
+        make_record,
+    )
+    from selfcorrect.cac.conversation import Conversation
+    from selfcorrect.cac.runner import run_samples
+    from selfcorrect.fingerprint import backend_inputs
+    from selfcorrect.tasks.checks import OracleStopCheck
+
+    examples, problems = load_bbq(
+        cfg.data,
+        categories=cfg.categories or None,
+        conditions=cfg.conditions,
+        limit_per_category=cfg.limit_per_category,
+        seed=cfg.seed,
+    )
+    if not examples:
+        raise ValueError("no BBQ questions match the chosen data, categories and conditions")
+    key = {e.uid: e for e in examples}
+
+    def is_correct(conv: Conversation, answer_text: str) -> bool:
+        e = key[conv.id]
+        return parse_answer(answer_text, e.answers, e.unknown_index) == e.label
+
+    review = make_bbq_check(cfg, examples)
+    assert review is not None  # grid() refuses none
+    check = OracleStopCheck(review=review, is_correct=is_correct)
+    backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
+    run = RunDir.open(
+        out,
+        study="bbq",
+        config={**plain(cfg), "stop": "oracle"},
+        model=cfg.model,
+        seed=cfg.seed,
+        inputs={
+            "data": data_files(cfg.data, cfg.categories or None),
+            **backend_inputs(cfg.model, cfg.base_url, check=cfg.check),
+        },
+    )
+    run.note(backend=describe_backend(backend))
+    counts = run_samples(
+        run,
+        examples,
+        sample_id=lambda e: e.uid,
+        conversation=lambda e: make_conversation(e, cfg.prompt),
+        record=make_record,
+        backend=backend,
+        check=check,
+        config=replace(cac_config(cfg), final_policy="first_accepted"),
+        window=cfg.batch_size,
+        progress=progress,
+    )
+    records = [r for r in run.records() if r["id"] in key]
+    metrics = compute_metrics([BBQRecord.from_dict(r) for r in records], seed=cfg.seed).to_dict()
+    metrics["data_problems"] = [str(p) for p in problems]
+    metrics["failed"] = len(key) - len(records)
+    metrics["tokens"] = _token_totals(records)
+    metrics["wall_seconds"] = round(counts.wall_seconds, 3)
+    metrics["stopped_early"] = sum(r.get("stopped_at") is not None for r in records)
+    run.write_json("metrics.json", metrics)
+    run.finish(**counts.as_dict(), failed_total=metrics["failed"])
+    if records:
+        from selfcorrect.report import build_report
+
+        build_report(run.path)
+    return metrics
 
 
 def _point(label: str, cfg: BBQConfig, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +203,19 @@ def run_ablation(
         seed=base.seed,
     )
     points = []
+    backend = None
+    if kind == "intrinsic-vs-oracle":  # both points share one model
+        backend = get_backend(base.model, base_url=base.base_url, **base.backend_options)
     for label, cfg in points_cfg:
-        metrics = run_bbq(cfg, out / label, progress=progress)
-        points.append(_point(label, cfg, metrics))
+        if label == "oracle-stopped":
+            metrics = run_bbq_oracle_stopped(cfg, out / label, backend=backend, progress=progress)
+            point = _point(label, cfg, metrics)
+            point["check"] = f"{cfg.check} (oracle-stopped)"
+            point["stopped_early"] = metrics["stopped_early"]
+        else:
+            metrics = run_bbq(cfg, out / label, backend=backend, progress=progress)
+            point = _point(label, cfg, metrics)
+        points.append(point)
     summary: dict[str, Any] = {"kind": kind, "points": points}
     if kind == "check-quality":
         usable = [p for p in points if p["check_accuracy"] is not None and p["gain"] is not None]

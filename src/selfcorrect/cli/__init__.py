@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from selfcorrect import __version__
-from selfcorrect.cli import bbq, chat, compare, demo, jailbreak, report, serve, theory
+from selfcorrect.cli import bbq, chat, compare, demo, jailbreak, report, serve, task, theory
 from selfcorrect.cli.common import run_guarded
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ app.command("report")(report.report)
 app.command("serve")(serve.serve)
 app.add_typer(jailbreak.app, name="jailbreak")
 app.command("compare-backends")(compare.compare_backends)
+app.command("task")(task.task)
 
 
 def main() -> None:

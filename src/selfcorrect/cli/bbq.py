@@ -171,7 +171,9 @@ def bbq(
 
 
 def bbq_ablation(
-    kind: str = typer.Argument(..., help="check-quality, rounds, check-type or model-size."),
+    kind: str = typer.Argument(
+        ..., help="check-quality, rounds, check-type, model-size or intrinsic-vs-oracle."
+    ),
     model: o.Model = DEFAULT_MODEL,
     models: list[str] = typer.Option(None, "--models", help="model-size: repeat, smallest first."),
     error_rates: str = typer.Option(
@@ -180,7 +182,9 @@ def bbq_ablation(
     checks: list[str] = typer.Option(
         None, "--checks", help="check-type: checks to compare (default self, verdict)."
     ),
-    check: str = typer.Option("self", "--check", help="rounds / model-size: the check source."),
+    check: str = typer.Option(
+        "self", "--check", help="rounds / model-size / intrinsic-vs-oracle: the check source."
+    ),
     rounds: int = typer.Option(
         1, "--rounds", "-r", min=1, help="CaC rounds (rounds: the maximum)."
     ),

@@ -22,6 +22,9 @@ STUDY_KINDS = {
     "theory-train": "training",
     "construct": "construct",
     "serve": "serve",
+    "task": "task",
+    "task-compare": "task-compare",
+    "task-sc": "task-sc",
 }
 
 
@@ -105,6 +108,24 @@ def _draw_training(folder: Path) -> None:
     training_curves(folder / "train_log.csv", folder)
 
 
+def _draw_task(folder: Path) -> None:
+    from selfcorrect.report.task_plots import task_plots
+
+    task_plots(_json(folder / "metrics.json"), folder)
+
+
+def _draw_task_compare(folder: Path) -> None:
+    from selfcorrect.report.task_plots import compare_plot
+
+    compare_plot(_json(folder / "compare.json"), folder)
+
+
+def _draw_task_sc(folder: Path) -> None:
+    from selfcorrect.report.task_plots import sc_plot
+
+    sc_plot(_json(folder / "metrics.json"), folder)
+
+
 # kind -> (the data file its plots need, the drawer); no data yet: nothing to draw
 DRAW: dict[str, tuple[str, Callable[[Path], None]]] = {
     "bbq": ("metrics.json", _draw_bbq),
@@ -114,6 +135,9 @@ DRAW: dict[str, tuple[str, Callable[[Path], None]]] = {
     "theory": ("curves.csv", _draw_theory),
     "training": ("train_log.csv", _draw_training),
     "serve": ("", lambda folder: None),  # a table and transcripts, no plots
+    "task": ("metrics.json", _draw_task),
+    "task-compare": ("compare.json", _draw_task_compare),
+    "task-sc": ("metrics.json", _draw_task_sc),
 }
 
 

@@ -201,7 +201,8 @@ def ablation_plot(summary: dict[str, Any], out: Path) -> list[Path]:
         ax.set_title("Accuracy vs rounds")
         ax.legend()
     else:
-        labels = [p["check"] if kind == "check-type" else p["model"] for p in points]
+        shown = {"check-type": "check", "intrinsic-vs-oracle": "label"}.get(kind, "model")
+        labels = [p[shown] for p in points]
         gains = [p["gain"] or 0.0 for p in points]
         ax.bar(
             range(len(points)),
@@ -212,7 +213,10 @@ def ablation_plot(summary: dict[str, Any], out: Path) -> list[Path]:
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_ylabel("accuracy gain after CaC (fraction)")
         ax.set_title(
-            "Gain by check type" if kind == "check-type" else "Gain by model (smallest first)"
+            {
+                "check-type": "Gain by check type",
+                "intrinsic-vs-oracle": "Gain: intrinsic vs oracle-stopped",
+            }.get(kind, "Gain by model (smallest first)")
         )
     return save(fig, out, f"ablation_{kind.replace('-', '_')}")
 

@@ -494,7 +494,21 @@ def _count(values: Any) -> dict[str, int]:
     return counts
 
 
+def _task(name: str) -> Callable[[Path], str]:
+    """A task-run renderer from `selfcorrect.report.task_sections` (imported when used)."""
+
+    def render(folder: Path) -> str:
+        from selfcorrect.report import task_sections
+
+        return str(getattr(task_sections, name)(folder))
+
+    return render
+
+
 SECTIONS: dict[str, Callable[[Path], str]] = {
+    "task": _task("task_section"),
+    "task-compare": _task("compare_section"),
+    "task-sc": _task("sc_section"),
     "serve": _serve_section,
     "training": _training_section,
     "bbq": _bbq_section,
@@ -504,6 +518,9 @@ SECTIONS: dict[str, Callable[[Path], str]] = {
     "jailbreak": _jailbreak_section,
 }
 TITLES = {
+    "task": "Task run (selfcorrect task)",
+    "task-compare": "Intrinsic vs oracle-stopped self-correction and self-consistency",
+    "task-sc": "Self-consistency baseline",
     "serve": "Served requests (selfcorrect serve)",
     "training": "Theory training run",
     "bbq": "BBQ study",
