@@ -55,4 +55,12 @@ def test_a_spec_of_another_family_is_refused_and_plain_writes_text():
         "c": "oracle:0.5",
         "t": [1, 2],
     }
-    assert set(FAMILIES) == {"model", "check", "defense", "judge", "over-refusal", "attack", "scorer"}
+    assert set(FAMILIES) == {
+        "model",
+        "check",
+        "defense",
+        "judge",
+        "over-refusal",
+        "attack",
+        "scorer",
+    }
