@@ -13,7 +13,7 @@ import time
 import pytest
 
 from selfcorrect.backends.scripted import ScriptedBackend
-from selfcorrect.cac.checks import DEFAULT_FAIL_TEXT
+from selfcorrect.cac.checks import DEFAULT_FAIL_TEXT, DEFAULT_STOP_TEXT
 from selfcorrect.runs import RECORDS
 from selfcorrect.tasks import prompts as P
 from selfcorrect.tasks.compare import mode_config, parse_modes, run_compare
@@ -86,7 +86,7 @@ def test_oracle_stop_keeps_the_first_right_answer_and_never_shows_the_truth(tmp_
     assert [c["verdict"] for c in record["checks"]] == ["fail", "pass"]
     assert record["checks"][0]["text"] == " I see no problems."  # the model's review is in context
     seen = "\n".join(msg.content for chat, _ in backend.calls for msg in chat)
-    assert P.ORACLE_STOP_TEXT not in seen and DEFAULT_FAIL_TEXT not in seen
+    assert DEFAULT_STOP_TEXT not in seen and DEFAULT_FAIL_TEXT not in seen
     assert m["tokens_per_question"][3]["generated_mean"] == 0  # nothing generated after the stop
 
 

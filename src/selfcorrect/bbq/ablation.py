@@ -12,7 +12,7 @@ metrics only. Kinds:
   2024): *intrinsic* (fixed rounds, the last answer is final) and *oracle-stopped* (a question
   stops as soon as the ground truth, BBQ's tolerant grader against the label, accepts its
   answer, which is kept; the model still reads only its own review, never the truth: see
-  `selfcorrect.tasks.checks.OracleStopCheck`). The gap between the two is the inflation an
+  `selfcorrect.cac.checks.OracleStopCheck`; `selfcorrect bbq` takes it as `BBQConfig(stop="oracle")`). The gap between the two is the inflation an
   oracle stop adds.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.backends.base import Backend, get_backend
+from selfcorrect.backends.base import get_backend
 from selfcorrect.bbq.records import BBQMetrics
 from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.runs import RunDir
@@ -68,90 +68,8 @@ def grid(
                 "intrinsic-vs-oracle needs at least one round of a check the model reads "
                 "(--check self, verdict or model:SPEC)"
             )
-        return [("intrinsic", base), ("oracle-stopped", base)]
+        return [("intrinsic", base), ("oracle-stopped", replace(base, stop="oracle"))]
     raise ValueError(f"unknown ablation {kind!r}; use one of {', '.join(KINDS)}")
-
-
-def run_bbq_oracle_stopped(
-    cfg: BBQConfig, out: str | Path, *, backend: Backend | None = None, progress: bool = True
-) -> dict[str, Any]:
-    """`run_bbq` with Huang et al.'s oracle stop: the check of `cfg` reviews each answer, and a
-    question stops (keeping its answer) as soon as the tolerant grader reads the label in it.
-    Writes an ordinary BBQ run directory (config.yaml adds ``stop: oracle``)."""
-    from selfcorrect.backends.base import describe_backend
-    from selfcorrect.bbq.data import data_files, load_bbq
-    from selfcorrect.bbq.metrics import compute_metrics
-    from selfcorrect.bbq.parse import parse_answer
-    from selfcorrect.bbq.records import BBQRecord
-    from selfcorrect.bbq.study import (
-        _token_totals,
-        cac_config,
-        make_bbq_check,
-        make_conversation,
-        make_record,
-    )
-    from selfcorrect.cac.conversation import Conversation
-    from selfcorrect.cac.runner import run_samples
-    from selfcorrect.fingerprint import backend_inputs
-    from selfcorrect.tasks.checks import OracleStopCheck
-
-    examples, problems = load_bbq(
-        cfg.data,
-        categories=cfg.categories or None,
-        conditions=cfg.conditions,
-        limit_per_category=cfg.limit_per_category,
-        seed=cfg.seed,
-    )
-    if not examples:
-        raise ValueError("no BBQ questions match the chosen data, categories and conditions")
-    key = {e.uid: e for e in examples}
-
-    def is_correct(conv: Conversation, answer_text: str) -> bool:
-        e = key[conv.id]
-        return parse_answer(answer_text, e.answers, e.unknown_index) == e.label
-
-    review = make_bbq_check(cfg, examples)
-    assert review is not None  # grid() refuses none
-    check = OracleStopCheck(review=review, is_correct=is_correct)
-    backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
-    run = RunDir.open(
-        out,
-        study="bbq",
-        config={**plain(cfg), "stop": "oracle"},
-        model=cfg.model,
-        seed=cfg.seed,
-        inputs={
-            "data": data_files(cfg.data, cfg.categories or None),
-            **backend_inputs(cfg.model, cfg.base_url, check=cfg.check),
-        },
-    )
-    run.note(backend=describe_backend(backend))
-    counts = run_samples(
-        run,
-        examples,
-        sample_id=lambda e: e.uid,
-        conversation=lambda e: make_conversation(e, cfg.prompt),
-        record=make_record,
-        backend=backend,
-        check=check,
-        config=replace(cac_config(cfg), final_policy="first_accepted"),
-        window=cfg.batch_size,
-        progress=progress,
-    )
-    records = [r for r in run.records() if r["id"] in key]
-    metrics = compute_metrics([BBQRecord.from_dict(r) for r in records], seed=cfg.seed).to_dict()
-    metrics["data_problems"] = [str(p) for p in problems]
-    metrics["failed"] = len(key) - len(records)
-    metrics["tokens"] = _token_totals(records)
-    metrics["wall_seconds"] = round(counts.wall_seconds, 3)
-    metrics["stopped_early"] = sum(r.get("stopped_at") is not None for r in records)
-    run.write_json("metrics.json", metrics)
-    run.finish(**counts.as_dict(), failed_total=metrics["failed"])
-    if records:
-        from selfcorrect.report import build_report
-
-        build_report(run.path)
-    return metrics
 
 
 def _point(label: str, cfg: BBQConfig, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -207,14 +125,11 @@ def run_ablation(
     if kind == "intrinsic-vs-oracle":  # both points share one model
         backend = get_backend(base.model, base_url=base.base_url, **base.backend_options)
     for label, cfg in points_cfg:
-        if label == "oracle-stopped":
-            metrics = run_bbq_oracle_stopped(cfg, out / label, backend=backend, progress=progress)
-            point = _point(label, cfg, metrics)
+        metrics = run_bbq(cfg, out / label, backend=backend, progress=progress)
+        point = _point(label, cfg, metrics)
+        if cfg.stop == "oracle":
             point["check"] = f"{cfg.check} (oracle-stopped)"
             point["stopped_early"] = metrics["stopped_early"]
-        else:
-            metrics = run_bbq(cfg, out / label, backend=backend, progress=progress)
-            point = _point(label, cfg, metrics)
         points.append(point)
     summary: dict[str, Any] = {"kind": kind, "points": points}
     if kind == "check-quality":

@@ -14,7 +14,7 @@ from selfcorrect.bbq.metrics import compute_metrics
 from selfcorrect.bbq.parse import parse_answer, parse_answer_official, review_verdict
 from selfcorrect.bbq.prompts import STYLES, paper_prompts, question_text
 from selfcorrect.bbq.records import BBQRecord, RoundResult
-from selfcorrect.cac.checks import Check, CheckSettings, make_check
+from selfcorrect.cac.checks import Check, CheckSettings, OracleStopCheck, make_check
 from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import run_samples
@@ -44,10 +44,15 @@ class BBQConfig:
     base_url: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
     protocol: str = "ours"  # or "paper": the official code's template and decoding per model
+    stop: str = "never"  # or "oracle": Huang et al.'s oracle stop (the truth only ends the rounds)
 
     def __post_init__(self) -> None:
         parse("model", self.model)
         object.__setattr__(self, "check", parse("check", self.check))
+        if self.stop not in ("never", "oracle"):
+            raise ValueError(f"stop must be never or oracle, got {self.stop!r}")
+        if self.stop == "oracle" and self.check.kind in ("none", "oracle"):  # type: ignore[union-attr]
+            raise ValueError("an oracle stop needs a review check (self, verdict or model:SPEC)")
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {self.protocol!r}; use {' or '.join(PROTOCOLS)}")
         if self.protocol == "paper":  # the preset is part of the resolved configuration
@@ -97,6 +102,7 @@ def cac_config(cfg: BBQConfig) -> CaCConfig:
         answer=dec(GenParams(max_new_tokens=answer_tokens, prefill=first_prefill, seed=cfg.seed)),
         reanswer=dec(reanswer),
         followup=p.cot_postamble_user if cfg.prompt == "cot" else None,
+        final_policy="first_accepted" if cfg.stop == "oracle" else "last",
         followup_params=dec(
             GenParams(
                 max_new_tokens=reanswer_tokens, prefill=p.cot_postamble_prefill, seed=cfg.seed
@@ -135,7 +141,10 @@ def make_bbq_check(cfg: BBQConfig, examples: list[BBQExample]) -> Check | None:
         return parse_answer(answer_text, e.answers, e.unknown_index) == e.label
 
     spec = cfg.check if cfg.rounds else "none"
-    return make_check(spec, check_settings(cfg), is_correct=is_correct, seed=cfg.seed)
+    check = make_check(spec, check_settings(cfg), is_correct=is_correct, seed=cfg.seed)
+    if cfg.stop == "oracle" and check is not None:
+        return OracleStopCheck(review=check, is_correct=is_correct)
+    return check
 
 
 def make_conversation(example: BBQExample, style: str) -> Conversation:
@@ -233,6 +242,8 @@ def run_bbq(
     metrics["failed"] = len(wanted) - len(records)
     metrics["tokens"] = _token_totals(records)
     metrics["wall_seconds"] = round(counts.wall_seconds, 3)
+    if cfg.stop == "oracle":
+        metrics["stopped_early"] = sum(r.get("stopped_at") is not None for r in records)
     run.write_json("metrics.json", metrics)
     run.finish(**counts.as_dict(), failed_total=metrics["failed"])
     if plots and records:

@@ -10,7 +10,9 @@ verdict parser (named constants below, overridable by argument):
 - `VerdictCheck`: the same model answers a yes/no question about its answer;
 - `OracleCheck`: the verdict comes from the ground truth, flipped with probability `p`; the
   truth reaches it only through the `is_correct` function it is given;
-- `ModelCheck`: another model reviews the answer.
+- `ModelCheck`: another model reviews the answer;
+- `OracleStopCheck`: another check reviews, and the ground truth only says when to stop
+  (Huang et al.'s oracle-stopped setting).
 
 `make_check` builds one from a spec (``self``, ``verdict``, ``oracle:P``, ``model:SPEC``,
 ``none``). In-context demos (the paper's "history" variant) are not a check: they go into
@@ -22,7 +24,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 from selfcorrect.backends.base import Backend, Completion, GenParams, Message
@@ -37,6 +39,9 @@ DEFAULT_VERDICT_PROMPT = "Is your previous answer wrong? Answer yes or no."
 DEFAULT_PASS_TEXT = "My previous answer is correct."
 DEFAULT_FAIL_TEXT = "My previous answer is wrong."
 DEFAULT_CHECK_PARAMS = GenParams(max_new_tokens=256)
+# OracleStopCheck's turn for an accepted answer; the conversation ends there, so no model reads it
+DEFAULT_STOP_PROMPT = "[ground truth consulted; nothing is shown to the model]"
+DEFAULT_STOP_TEXT = "[ground truth: this answer is correct; stop]"
 
 
 @dataclass(frozen=True)
@@ -258,6 +263,45 @@ class ModelCheck:
     ) -> list[CheckResult]:
         source = f"checker:{self.checker.name}"
         return _ask(self.checker, conversations, self.prompt, self.params, self.parser, source)
+
+
+@dataclass(frozen=True)
+class OracleStopCheck:
+    """Huang et al.'s oracle-stopped self-correction (ICLR 2024, section 3): the ground truth
+    decides only *when to stop*. An answer the truth accepts gets a passing verdict (and a
+    placeholder turn the model never reads, since the conversation ends there); any other
+    answer is checked by `review`, whose text stays in context, with the verdict "fail". Use
+    with ``CaCConfig(final_policy="first_accepted")``. Unlike `OracleCheck`, whose text tells the
+    model that its answer is wrong, the model never reads the truth.
+
+    `is_correct(conversation, answer_text)` is the only way the truth reaches it (as for
+    `OracleCheck`); it is asked about the conversation's *latest* answer.
+
+    Example::
+
+        OracleStopCheck(review=SelfCheck(), is_correct=lambda conv, text: key[conv.id] in text)
+    """
+
+    review: Check
+    is_correct: Callable[[Conversation, str], bool]
+    prompt: str = DEFAULT_STOP_PROMPT
+    text: str = DEFAULT_STOP_TEXT
+    name: str = "oracle-stopped"
+
+    def check(
+        self, backend: Backend, conversations: Sequence[Conversation], round: int
+    ) -> list[CheckResult]:
+        right = [self.is_correct(c, c.answers()[-1].content) for c in conversations]
+        wrong = [c for c, ok in zip(conversations, right, strict=True) if not ok]
+        reviews = iter(self.review.check(backend, wrong, round) if wrong else [])
+        out = []
+        for ok in right:
+            if ok:
+                out.append(CheckResult(self.prompt, self.text, "pass", source="oracle"))
+                continue
+            result = next(reviews)
+            out.append(result if result.error else replace(result, verdict="fail"))
+        return out
 
 
 @dataclass(frozen=True)

@@ -61,5 +61,3 @@ LLM_GRADER_TOKENS = 4
 
 # Shown in records only: the turns an oracle-stopped conversation ends with when the ground
 # truth accepts its answer. No model ever reads them (the conversation stops there).
-ORACLE_STOP_PROMPT = "[ground truth consulted; nothing is shown to the model]"
-ORACLE_STOP_TEXT = "[ground truth: this answer is correct; stop]"

@@ -6,7 +6,7 @@
   this is *intrinsic* self-correction, Huang et al. 2024);
 - ``oracle``: stop as soon as the ground truth says the latest answer is right, keeping it
   (Huang et al.'s *oracle-stopped* setting; the model still sees only the check's text; see
-  `selfcorrect.tasks.checks.OracleStopCheck`);
+  `selfcorrect.cac.checks.OracleStopCheck`);
 - ``check``: stop as soon as the check passes the answer (``first_accepted``).
 
 The conversation never carries the gold answer: only an oracle check, or the oracle stop, is
@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_backend
-from selfcorrect.cac.checks import Check, CheckSettings, make_check
+from selfcorrect.cac.checks import Check, CheckSettings, OracleStopCheck, make_check
 from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import run_samples
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain
 from selfcorrect.tasks import prompts as P
-from selfcorrect.tasks.checks import OracleStopCheck, review_verdict
+from selfcorrect.tasks.checks import review_verdict
 from selfcorrect.tasks.data import BUILTIN, Fields, TaskItem, load_task
 from selfcorrect.tasks.metrics import compute_metrics
 from selfcorrect.tasks.scorers import KINDS, Scorer, make_scorer, strip_cue
