@@ -13,6 +13,18 @@ app = typer.Typer(
 )
 
 
+def _threads(threads: int | None) -> None:
+    """Limit torch's CPU threads (leave cores to others on a shared machine)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+THREADS = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all).")
+DEVICE = typer.Option(None, "--device", help="cpu or cuda (overrides the preset's device).")
+
+
 @app.command("train")
 def train_cmd(
     preset: str = typer.Option("quick", "--preset", "-p", help="quick, paper or paper-recipe."),
@@ -27,12 +39,21 @@ def train_cmd(
         "(time-to-target; the log's seconds column says how long it took).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    device: str = DEVICE,
+    threads: int = THREADS,
 ) -> None:
     """Train one alignment transformer (checkpoint, resume, train_log.csv)."""
+    from dataclasses import replace
+
     from selfcorrect.theory.figures import load_preset
     from selfcorrect.theory.train import eval_error, train
 
     cfg = load_preset(preset, set_)
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    if stop_below is not None and not 0 <= stop_below <= 2:
+        raise ValueError(f"--stop-below must be in [0, 2] (an error 1 - cos), got {stop_below:g}")
+    _threads(threads)
     model = train(cfg, out, progress=not quiet, stop_below=stop_below)
     typer.echo(
         f"error at t = {cfg.model.n_points - 5}: {eval_error(model, cfg):.4f}; model in {out}"
@@ -47,14 +68,23 @@ def eval_cmd(
         True, "--gd/--no-gd", help="Also evaluate the GD baseline (50 Adam steps)."
     ),
     n_eval: int = typer.Option(256, "--n-eval", min=2, help="Evaluation sequences."),
+    step: int = typer.Option(
+        None,
+        "--step",
+        min=1,
+        help="Evaluate the model_step<N>.pt snapshot (the official evaluation loads step 2500).",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: int = THREADS,
 ) -> None:
-    """Write <model_dir>/curves.csv (predictor, noise, t, error, stderr)."""
+    """Write <model_dir>/curves.csv (or curves_step<N>.csv) (predictor, noise, t, error, stderr)."""
     from selfcorrect.theory.baselines import GDPredictor
     from selfcorrect.theory.evaluate import Predictor, evaluate, write_curves
     from selfcorrect.theory.train import load_model
 
-    model, cfg = load_model(model_dir)
-    levels = [float(v) for v in noise.split(",") if v.strip()]
+    levels = _noise_levels(noise)
+    _threads(threads)
+    model, cfg = load_model(model_dir, device=device, step=step)
     predictors: dict[str, Predictor] = {"TF": model}
     if gd:
         predictors["GD (50 Adam steps, lr 0.1)"] = GDPredictor("adam")
@@ -64,8 +94,9 @@ def eval_cmd(
         n_eval=n_eval,
         n_dims=cfg.model.n_dims,
         n_points=cfg.model.n_points,
+        device=device,
     )
-    write_curves(rows, model_dir / "curves.csv")
+    write_curves(rows, model_dir / ("curves.csv" if step is None else f"curves_step{step}.csv"))
     for r in rows:
         if r["t"] in (2, 5, 10, 15):
             typer.echo(
@@ -82,12 +113,15 @@ def figure_cmd(
         Path("runs/theory"), "--out", "-o", help="Root: models/ are shared by panels."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    device: str = DEVICE,
+    threads: int = THREADS,
 ) -> None:
     """Train (or reuse) the models a panel needs and draw it."""
     from selfcorrect.theory.evaluate import read_curves
     from selfcorrect.theory.figures import run_panel
 
-    panel_dir = run_panel(panel, preset, out / preset, sets=set_, progress=not quiet)
+    _threads(threads)
+    panel_dir = run_panel(panel, preset, out / preset, sets=set_, progress=not quiet, device=device)
     rows = read_curves(panel_dir / "curves.csv")
     for r in rows:
         if r["t"] == 15 or (r["t"] in (2, 5, 10) and not quiet):
@@ -162,6 +196,24 @@ def construct_cmd(
                 f"(mean |TF - GD| {row['mean_abs_diff_to_gd']:.1e})"
             )
         typer.echo(f"wrote {out}/construct.json and plots")
+
+
+def _noise_levels(text: str) -> list[float]:
+    """``--noise 0,0.5,1``: levels in [0, 1], one line naming a bad one."""
+    levels = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            level = float(item)
+        except ValueError:
+            raise ValueError(f"--noise: {item.strip()!r} is not a number") from None
+        if not 0 <= level <= 1:
+            raise ValueError(f"--noise levels must be in [0, 1], got {level:g}")
+        levels.append(level)
+    if not levels:
+        raise ValueError("--noise needs at least one level, e.g. 0 or 0,0.5,1")
+    return levels
 
 
 def _compare(model_dir: Path, out: Path, eta: float) -> None:
