@@ -136,13 +136,15 @@ def construct_cmd(
     d: int = typer.Option(5, "--d", min=1),
     n: int = typer.Option(20, "--n", min=2, help="Responses N (N-1 blocks per GD step)."),
     steps: str = typer.Option("1,3", "--steps", help="GD steps T to check, comma separated."),
-    beta: str = typer.Option("10,100,1000,10000", "--beta", help="Selection sharpness values."),
-    eta: float = typer.Option(0.01, "--eta"),
+    beta: str = typer.Option(
+        "10,100,1e3,1e4,1e6,1e9", "--beta", help="Selection sharpness values (default 1e9)."
+    ),
+    eta: float = typer.Option(0.01, "--eta", min=0.0),
     problems: int = typer.Option(100, "--problems", min=1),
     dtype: str = typer.Option("float64", "--dtype", help="float64 or float32."),
     as_json: bool = typer.Option(False, "--json", help="Print the error table as JSON."),
     out: Path = typer.Option(
-        None, "--out", "-o", help="Also write construct.json, noise and plots here."
+        None, "--out", "-o", help="Also write a run directory: construct.json, noise, plots."
     ),
     compare: Path = typer.Option(
         None, "--compare", help="A trained model dir: draw both error curves (needs --out)."
@@ -155,47 +157,90 @@ def construct_cmd(
 
     if dtype not in ("float64", "float32"):
         raise ValueError(f"--dtype must be float64 or float32, got {dtype!r}")
+    step_list = _positive_list(steps, "--steps", int)
+    betas = _positive_list(beta, "--beta", float)
+    if compare is not None and out is None:
+        raise ValueError("--compare needs --out (where the comparison is drawn)")
+    run = None
+    if out is not None:
+        from selfcorrect.runs import RunDir
+
+        run = RunDir.open(
+            out,
+            study="construct",
+            config={
+                "d": d,
+                "n": n,
+                "steps": step_list,
+                "betas": betas,
+                "eta": eta,
+                "problems": problems,
+                "dtype": dtype,
+                "compare": str(compare) if compare is not None else None,
+            },
+            model="constructed PL-GD transformer",
+            seed=0,
+        )
     table = error_table(
         d=d,
         n=n,
         eta=eta,
-        steps=[int(s) for s in steps.split(",")],
-        betas=[float(b) for b in beta.split(",")],
+        steps=step_list,
+        betas=betas,
         n_problems=problems,
         dtype=getattr(torch, dtype),
     )
-    if out is not None:
+    if run is not None:
         from selfcorrect.report.plots import construction_plots
 
         table["noise"] = noise_sweep(d=d, n=n, eta=eta)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "construct.json").write_text(json.dumps(table, indent=2) + "\n")
-        construction_plots(table, out)
+        run.write_json("construct.json", table)
+        construction_plots(table, run.path)
         if compare is not None:
-            _compare(compare, out, eta)
+            _compare(compare, run.path, eta)
+        run.finish()
     if as_json:
         typer.echo(json.dumps(table, indent=2))
         return
     typer.echo(
-        f"d={d} N={n} eta={eta} {problems} problems, {table['dtype']}, min reward gap {table['min_reward_gap']:.4f}"
+        f"d={d} N={n} eta={eta} {problems} problems, {table['dtype']}; smallest reward gap: "
+        f"{table['min_reward_gap']:.4f} (gapped), {table['min_reward_gap_iid']:.1e} (i.i.d. U(0,1))"
     )
-    typer.echo(f"{'case':10s} {'steps':>5s} {'beta':>8s} {'max |TF - GD|':>14s}")
-    for case in ("by_beta", "bt"):
+    typer.echo(f"{'case':22s} {'steps':>5s} {'beta':>8s} {'max |TF - GD|':>14s}")
+    labels = {"by_beta": "PL, gapped rewards", "iid": "PL, i.i.d. U(0,1)", "bt": "BT (N=2)"}
+    for case, label in labels.items():
         for row in table[case]:
-            label = "PL" if case == "by_beta" else "BT (N=2)"
             typer.echo(
-                f"{label:10s} {row['steps']:5d} {row['beta']:8g} {row['max_abs_error']:14.3e}"
+                f"{label:22s} {row['steps']:5d} {row['beta']:8g} {row['max_abs_error']:14.3e}"
             )
     typer.echo("\nablations (1 step):")
     for row in table["ablations"]:
         typer.echo(f"  {row['variant']:28s} {row['max_abs_error']:.3e}")
-    if out is not None:
+    if run is not None:
         for row in table["noise"]:
             typer.echo(
                 f"  reward noise p={row['noise']:<5g} error vs y* {row['error_vs_y_star']:.3f} "
                 f"(mean |TF - GD| {row['mean_abs_diff_to_gd']:.1e})"
             )
-        typer.echo(f"wrote {out}/construct.json and plots")
+        typer.echo(f"wrote {run.path}/construct.json and plots")
+
+
+def _positive_list(text: str, option: str, kind: type) -> list:
+    """``1,3`` or ``10,1e3``: positive numbers, one line naming a bad one."""
+    values = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            value = kind(float(item)) if kind is int and float(item).is_integer() else kind(item)
+        except ValueError:
+            raise ValueError(f"{option}: {item.strip()!r} is not a {kind.__name__}") from None
+        if not value > 0:
+            raise ValueError(f"{option} values must be > 0, got {item.strip()}")
+        values.append(value)
+    if not values:
+        raise ValueError(f"{option} needs at least one value")
+    return values
 
 
 def _noise_levels(text: str) -> list[float]:

@@ -66,13 +66,16 @@ def error_table(
     n: int = 20,
     eta: float = 0.01,
     steps: Sequence[int] = (1, 3),
-    betas: Sequence[float] = (10, 100, 1e3, 1e4),
+    betas: Sequence[float] = (10, 100, 1e3, 1e4, 1e6, 1e9),
     n_problems: int = 100,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> dict[str, Any]:
-    """max |TF - GD| over the problems, against beta and steps; BT (N = 2); ablations."""
+    """max |TF - GD| over the problems, against beta and steps, on rewards with a minimum gap
+    (``by_beta``) and on i.i.d. U(0, 1) rewards (``iid``); BT (N = 2); ablations (at the largest
+    beta). The other sharpness constants are the network's defaults."""
     p = problems(n_problems, d, n, seed=seed, dtype=dtype)
+    p_iid = problems(n_problems, d, n, seed=seed, dtype=dtype, min_gap=False)
     p_bt = problems(n_problems, d, 2, seed=seed + 1, dtype=dtype)
     sharp = max(betas)
     return {
@@ -82,6 +85,12 @@ def error_table(
         "problems": n_problems,
         "dtype": str(dtype).replace("torch.", ""),
         "min_reward_gap": min_reward_gap(p["rs"]),
+        "min_reward_gap_iid": min_reward_gap(p_iid["rs"]),
+        "iid": [
+            {"steps": t, "beta": beta, "max_abs_error": max_error(p_iid, eta, t, beta=beta)}
+            for t in steps
+            for beta in betas
+        ],
         "by_beta": [
             {"steps": t, "beta": beta, "max_abs_error": max_error(p, eta, t, beta=beta)}
             for t in steps
@@ -111,10 +120,10 @@ def noise_sweep(
     n: int = 20,
     eta: float = 0.01,
     steps: int = 1,
-    beta: float = 1e5,
     n_problems: int = 256,
 ) -> list[dict[str, float]]:
-    """On the task: the network vs GD on the *noisy* ranking, and both against y*."""
+    """On the task: the network (default sharpness) vs GD on the *noisy* ranking, and both
+    against y*."""
     rows = []
     for noise in noise_levels:
         batch = sample_task(
@@ -126,7 +135,7 @@ def noise_sweep(
             generator=torch.Generator().manual_seed(EVAL_SEED),
         )
         x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
-        net = build_pl_gd_transformer(d, n, eta, steps, beta=beta).double()
+        net = build_pl_gd_transformer(d, n, eta, steps).double()
         with torch.no_grad():
             out = net(x, batch.ys, batch.rs, y0)
         gd = gd_steps(y0, x, batch.ys, batch.rs, eta, steps)
@@ -148,7 +157,6 @@ def curve_vs_t(
     n: int = 20,
     eta: float = 0.01,
     steps: int = 1,
-    beta: float = 1e5,
     n_problems: int = 256,
 ) -> list[dict[str, float]]:
     """Error ``1 - cos(y_hat_t, y*)`` of the constructed network using the first t examples
@@ -163,7 +171,7 @@ def curve_vs_t(
     x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
     rows = []
     for t in range(2, n):
-        net = build_pl_gd_transformer(d, t, eta, steps, beta=beta).double()
+        net = build_pl_gd_transformer(d, t, eta, steps).double()
         with torch.no_grad():
             out = net(x, batch.ys[:, :t], batch.rs[:, :t], y0)
         err = 1 - F.cosine_similarity(out, batch.y_star, dim=-1)
