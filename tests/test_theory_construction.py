@@ -100,3 +100,29 @@ def test_construct_command_writes_a_run_directory(tmp_path):
     ):
         out = subprocess.run([*args, *bad], capture_output=True, text=True, timeout=300)
         assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_construction_run_compares_with_a_trained_model(tmp_path):
+    from selfcorrect.theory.construct_study import run_construction
+    from selfcorrect.theory.train import TrainConfig, override, train
+
+    cfg = override(
+        TrainConfig(),
+        [
+            "steps=2",
+            "batch_size=4",
+            "eval_size=4",
+            "model.n_embd=16",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "model.n_points=6",
+        ],
+    )
+    train(cfg, tmp_path / "m", progress=False)
+    table = run_construction(
+        tmp_path / "c", n_problems=3, steps=(1,), betas=(1e9,), compare=tmp_path / "m"
+    )
+    assert table["iid"][0]["max_abs_error"] < 1e-9
+    curves = (tmp_path / "c" / "compare_curves.csv").read_text()
+    assert "trained TF" in curves and "constructed TF" in curves
+    assert "study: construct" in (tmp_path / "c" / "config.yaml").read_text()

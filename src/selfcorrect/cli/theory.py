@@ -153,7 +153,7 @@ def construct_cmd(
     """Build the hand-weighted transformer and compare it with explicit GD on the PL loss."""
     import torch
 
-    from selfcorrect.theory.construct_study import error_table, noise_sweep
+    from selfcorrect.theory.construct_study import error_table, run_construction
 
     if dtype not in ("float64", "float32"):
         raise ValueError(f"--dtype must be float64 or float32, got {dtype!r}")
@@ -161,44 +161,28 @@ def construct_cmd(
     betas = _positive_list(beta, "--beta", float)
     if compare is not None and out is None:
         raise ValueError("--compare needs --out (where the comparison is drawn)")
-    run = None
     if out is not None:
-        from selfcorrect.runs import RunDir
-
-        run = RunDir.open(
+        table = run_construction(
             out,
-            study="construct",
-            config={
-                "d": d,
-                "n": n,
-                "steps": step_list,
-                "betas": betas,
-                "eta": eta,
-                "problems": problems,
-                "dtype": dtype,
-                "compare": str(compare) if compare is not None else None,
-            },
-            model="constructed PL-GD transformer",
-            seed=0,
+            d=d,
+            n=n,
+            eta=eta,
+            steps=step_list,
+            betas=betas,
+            n_problems=problems,
+            dtype=dtype,
+            compare=compare,
         )
-    table = error_table(
-        d=d,
-        n=n,
-        eta=eta,
-        steps=step_list,
-        betas=betas,
-        n_problems=problems,
-        dtype=getattr(torch, dtype),
-    )
-    if run is not None:
-        from selfcorrect.report.plots import construction_plots
-
-        table["noise"] = noise_sweep(d=d, n=n, eta=eta)
-        run.write_json("construct.json", table)
-        construction_plots(table, run.path)
-        if compare is not None:
-            _compare(compare, run.path, eta)
-        run.finish()
+    else:
+        table = error_table(
+            d=d,
+            n=n,
+            eta=eta,
+            steps=step_list,
+            betas=betas,
+            n_problems=problems,
+            dtype=getattr(torch, dtype),
+        )
     if as_json:
         typer.echo(json.dumps(table, indent=2))
         return
@@ -216,13 +200,13 @@ def construct_cmd(
     typer.echo("\nablations (1 step):")
     for row in table["ablations"]:
         typer.echo(f"  {row['variant']:28s} {row['max_abs_error']:.3e}")
-    if run is not None:
+    if out is not None:
         for row in table["noise"]:
             typer.echo(
                 f"  reward noise p={row['noise']:<5g} error vs y* {row['error_vs_y_star']:.3f} "
                 f"(mean |TF - GD| {row['mean_abs_diff_to_gd']:.1e})"
             )
-        typer.echo(f"wrote {run.path}/construct.json and plots")
+        typer.echo(f"wrote {out}/construct.json and plots")
 
 
 def _positive_list(text: str, option: str, kind: type) -> list:
@@ -259,28 +243,3 @@ def _noise_levels(text: str) -> list[float]:
     if not levels:
         raise ValueError("--noise needs at least one level, e.g. 0 or 0,0.5,1")
     return levels
-
-
-def _compare(model_dir: Path, out: Path, eta: float) -> None:
-    """Error vs t of the constructed network (one GD step from y0 = 0 on the first t examples),
-    the trained transformer and the GD baseline, on the same evaluation set."""
-    from selfcorrect.report.plots import theory_panel
-    from selfcorrect.theory.baselines import GDPredictor
-    from selfcorrect.theory.construct_study import curve_vs_t
-    from selfcorrect.theory.evaluate import evaluate, write_curves
-    from selfcorrect.theory.train import load_model
-
-    model, cfg = load_model(model_dir)
-    m = cfg.model
-    rows = evaluate(
-        {"trained TF": model, "GD (50 Adam steps, lr 0.1)": GDPredictor("adam")},
-        n_dims=m.n_dims,
-        n_points=m.n_points,
-    )
-    rows = [r for r in rows if int(r["t"]) >= 2]
-    rows += [
-        {"predictor": f"constructed TF (1 GD step, eta {eta:g})", "noise": 0.0, **r}
-        for r in curve_vs_t(d=m.n_dims, n=m.n_points, eta=eta)
-    ]
-    write_curves(rows, out / "compare_curves.csv")
-    theory_panel(rows, "construct", "constructed vs trained transformer", out)

@@ -1,9 +1,13 @@
 """Checks of the explicit construction: match with GD vs sharpness and steps, BT, ablations,
-reward noise, and a comparison with the trained transformer on the task's evaluation set."""
+reward noise, and a comparison with the trained transformer on the task's evaluation set.
+
+`run_construction` writes them as a run directory (`selfcorrect.runs.RunDir`, study
+``construct``): ``config.yaml``, ``manifest.json``, ``construct.json`` and the plots."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -179,3 +183,81 @@ def curve_vs_t(
             {"t": t, "error": float(err.mean()), "stderr": float(err.std() / n_problems**0.5)}
         )
     return rows
+
+
+def run_construction(
+    out: str | Path,
+    *,
+    d: int = 5,
+    n: int = 20,
+    eta: float = 0.01,
+    steps: Sequence[int] = (1, 3),
+    betas: Sequence[float] = (10, 100, 1e3, 1e4, 1e6, 1e9),
+    n_problems: int = 100,
+    dtype: str = "float64",
+    compare: str | Path | None = None,
+) -> dict[str, Any]:
+    """The error table, the noise sweep and plots in the run directory `out` (study
+    ``construct``); with `compare` (a trained model directory), also the error curves of the
+    constructed and the trained transformer on the same evaluation set. Returns the table."""
+    from selfcorrect.report.plots import construction_plots
+    from selfcorrect.runs import RunDir
+
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    run = RunDir.open(
+        out,
+        study="construct",
+        config={
+            "d": d,
+            "n": n,
+            "steps": list(steps),
+            "betas": list(betas),
+            "eta": eta,
+            "problems": n_problems,
+            "dtype": dtype,
+            "compare": str(compare) if compare is not None else None,
+        },
+        model="constructed PL-GD transformer",
+        seed=0,
+    )
+    table = error_table(
+        d=d,
+        n=n,
+        eta=eta,
+        steps=steps,
+        betas=betas,
+        n_problems=n_problems,
+        dtype=getattr(torch, dtype),
+    )
+    table["noise"] = noise_sweep(d=d, n=n, eta=eta)
+    run.write_json("construct.json", table)
+    construction_plots(table, run.path)
+    if compare is not None:
+        compare_with_trained(Path(compare), run.path, eta)
+    run.finish()
+    return table
+
+
+def compare_with_trained(model_dir: Path, out: Path, eta: float) -> None:
+    """Error vs t of the constructed network (one GD step from y0 = 0 on the first t examples),
+    the trained transformer and the GD baseline, on the same evaluation set."""
+    from selfcorrect.report.plots import theory_panel
+    from selfcorrect.theory.baselines import GDPredictor
+    from selfcorrect.theory.evaluate import evaluate, write_curves
+    from selfcorrect.theory.train import load_model
+
+    model, cfg = load_model(model_dir)
+    m = cfg.model
+    rows: list[dict[str, Any]] = evaluate(
+        {"trained TF": model, "GD (50 Adam steps, lr 0.1)": GDPredictor("adam")},
+        n_dims=m.n_dims,
+        n_points=m.n_points,
+    )
+    rows = [r for r in rows if int(r["t"]) >= 2]
+    rows += [
+        {"predictor": f"constructed TF (1 GD step, eta {eta:g})", "noise": 0.0, **r}
+        for r in curve_vs_t(d=m.n_dims, n=m.n_points, eta=eta)
+    ]
+    write_curves(rows, out / "compare_curves.csv")
+    theory_panel(rows, "construct", "constructed vs trained transformer", out)
