@@ -115,6 +115,13 @@ def test_curriculum_grows_the_sequences():
     cfg = tiny("curriculum_start=3", "curriculum_steps=3")
     assert [examples_at(cfg, s) for s in range(5)] == [3, 4, 5, 6, 6]
     assert examples_at(tiny(), 0) == 6
+    gen = torch.Generator().manual_seed(0)
+    assert [T.next_batch(cfg, gen, s).ys.shape[1] for s in (0, 2, 3)] == [3, 5, 6]
+
+
+def test_training_with_a_curriculum_logs_the_sequence_length(tmp_path):
+    T.train(tiny("curriculum_start=3", "curriculum_steps=3"), tmp_path / "m", progress=False)
+    assert [int(r["examples"]) for r in T.read_log(tmp_path / "m")] == [3, 4, 5, 6]
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
