@@ -334,3 +334,20 @@ def test_training_is_a_run_directory_and_resumes(tmp_path):
     (tmp_path / "m" / "config.yaml").write_text(yaml.safe_dump(saved))
     with pytest.raises(RunDirError, match="snapshot_every"):
         T.train(replace(cfg, snapshot_every=2), tmp_path / "m", progress=False)
+
+
+def test_a_broken_config_yaml_is_one_line_naming_it(tmp_path):
+    T.train(tiny(), tmp_path / "m", progress=False)
+    config = tmp_path / "m" / "config.yaml"
+    for text, message in (
+        ("steps: [1\n", "not a readable config"),
+        ("- 1\n", "not a config mapping"),
+        ("steps: -4\n", "steps must be >= 1"),
+    ):
+        config.write_text(text)
+        with pytest.raises(ValueError, match=message) as info:
+            T.load_model(tmp_path / "m")
+        assert str(config) in str(info.value)
+    with pytest.raises(ValueError, match="not a readable config"):
+        config.write_text("steps: [1\n")
+        T.train(tiny(), tmp_path / "m", progress=False)

@@ -80,14 +80,25 @@ def open_run(cfg: TrainConfig, out: Path) -> RunDir:
     """Create or reopen the run directory; a config saved by an older version is upgraded."""
     saved = out / "config.yaml"
     if saved.exists():
-        data = yaml.safe_load(saved.read_text()) or {}
-        if isinstance(data, dict):
+        data = _read_config(saved)
+        if data:
             upgraded = upgrade_saved(data, {"study": STUDY, **cfg.identity()})
             if upgraded != data:
                 saved.write_text(yaml.safe_dump(upgraded, sort_keys=False))
     m = cfg.model
     name = f"{m.n_embd}/{m.n_layer}/{m.n_head} {m.attention}{'' if m.ffn else ' no-FFN'}"
     return RunDir.open(out, study=STUDY, config=cfg.identity(), model=name, seed=cfg.seed)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as a mapping; anything else is one line naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable config ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a config mapping")
+    return data
 
 
 def build(cfg: TrainConfig) -> tuple[AlignmentTransformer, torch.optim.Optimizer]:
@@ -297,10 +308,13 @@ def load_model(
     config_file = out / "config.yaml"
     if not config_file.is_file():
         raise ValueError(f"{out} is not a trained model directory (no config.yaml)")
-    data = yaml.safe_load(config_file.read_text()) or {}
+    data = _read_config(config_file)
     data.pop("study", None)
     data.pop("command", None)
-    cfg = replace(config_from_dict(data), device=device)
+    try:
+        cfg = replace(config_from_dict(data), device=device)
+    except ValueError as exc:
+        raise ValueError(f"{config_file}: {exc}") from None
     name = CHECKPOINT if step is None else f"model_step{step}.pt"
     state = load_checkpoint(out / name, device=resolve_device(device))
     model = AlignmentTransformer(cfg.model).to(device)
