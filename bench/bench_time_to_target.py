@@ -8,8 +8,9 @@ Contestants, all training the paper's model (96 wide, 20 layers, 3 heads) on the
   backbone with its own initialisation (read-in/out: PyTorch's), the PL loss looped in Python
   over sequences and prefixes (bench_theory.loop_pl_loss), Adam at lr 1e-4, batch 256;
 - one or more of our recipes (``--recipe``; default: the ``paper`` preset, i.e. our fastest
-  recipe, and the same with a curriculum over in-context examples), trained with the step
-  functions of ``selfcorrect.theory.train``.
+  recipe as the panels use it, the same with a slower learning-rate decay, and that with a
+  curriculum over in-context examples), trained with the step functions of
+  ``selfcorrect.theory.train``.
 
 Same evaluation for all: every ``--eval-every`` steps, the error 1 - cos(y_hat, y*) at t = 15
 on the fixed 256-sequence evaluation set (``train.eval_error``); a contestant stops at its first
@@ -40,7 +41,11 @@ from selfcorrect.theory.figures import load_preset
 from selfcorrect.theory.task import sample_task
 from selfcorrect.theory.train import build, eval_error, lr_at, next_batch, train_step
 
-DEFAULT_RECIPES = ["ours=", "ours+curriculum=curriculum_start=5,curriculum_steps=400"]
+DEFAULT_RECIPES = [
+    "ours=",  # the paper preset as the panels train it (cosine over 2,000 steps)
+    "ours-3000=steps=3000",  # slower lr decay: the schedule of the earlier time-to-target runs
+    "ours-3000+curriculum=steps=3000,curriculum_start=5,curriculum_steps=400",
+]
 
 
 class Contestant:
