@@ -42,7 +42,7 @@ from selfcorrect.theory.task import sample_task
 from selfcorrect.theory.train import build, eval_error, lr_at, next_batch, train_step
 
 DEFAULT_RECIPES = [
-    "ours=",  # the paper preset as the panels train it (cosine over 2,000 steps)
+    "ours=steps=2000",  # batch 64, AdamW 3e-4, 200 warm-up steps, cosine over 2,000 steps
     "ours-3000=steps=3000",  # slower lr decay: the schedule of the earlier time-to-target runs
     "ours-3000+curriculum=steps=3000,curriculum_start=5,curriculum_steps=400",
 ]
@@ -97,15 +97,25 @@ class Contestant:
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "identity.json").write_text(json.dumps(self.identity()) + "\n")
         state = {k: m.state_dict() for k, m in self.modules().items()}
         state.update(generator=self.gen.get_state(), step=self.step, seconds=self.seconds)
         save_checkpoint(self.state_dir / "state.pt", state)
         (self.state_dir / "curve.json").write_text(json.dumps(self.curve) + "\n")
 
+    def identity(self) -> dict[str, Any]:
+        """What this contestant trains; resuming state made with anything else is refused."""
+        return {"name": self.name}
+
     def load(self) -> None:
         path = self.state_dir / "state.pt"
+        ident = self.state_dir / "identity.json"
+        if ident.exists() and json.loads(ident.read_text()) != self.identity():
+            raise SystemExit(f"{self.state_dir} holds another configuration; use another --runs")
         if not path.exists():
             return
+        if not ident.exists():  # state from before identities were recorded: adopt this one
+            ident.write_text(json.dumps(self.identity()) + "\n")
         state = load_checkpoint(path, need=("generator", "step", "seconds"))
         for key, module in self.modules().items():
             module.load_state_dict(state[key])
@@ -165,6 +175,9 @@ class Ours(Contestant):
 
     def modules(self) -> dict[str, Any]:
         return {"model": self.model, "opt": self.opt}
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "config": self.cfg.identity()}
 
     def one_step(self) -> None:
         batch = next_batch(self.cfg, self.gen, self.step)
