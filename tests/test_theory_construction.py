@@ -26,6 +26,20 @@ def test_matches_gd_to_machine_precision(steps):
     assert max_error(p, 0.01, steps, beta=1e4) < 1e-9
 
 
+@pytest.mark.parametrize("steps", [1, 3])
+def test_default_constants_match_gd_on_iid_uniform_rewards(steps):
+    """No minimum reward gap: i.i.d. U(0, 1) rewards, the network's default sharpness."""
+    p = problems(100, 5, 20, seed=0, min_gap=False)
+    assert max_error(p, 0.01, steps) < 1e-9
+
+
+def test_float32_limit_is_rounding():
+    """In float32 the same network matches GD to float32 rounding (documented ~1e-6), no better."""
+    p = problems(100, 5, 20, seed=0, min_gap=False, dtype=torch.float32)
+    err = max_error(p, 0.01, 3)
+    assert 1e-8 < err < 5e-6
+
+
 def test_it_is_made_of_real_attention_and_ffn_weights():
     net = build_pl_gd_transformer(5, 4, 0.01, 1)
     block = net.stacks[0][0]
@@ -66,3 +80,49 @@ def test_construct_command_json():
     assert out.returncode == 0, out.stderr
     table = json.loads(out.stdout)
     assert table["by_beta"][-1]["max_abs_error"] < 1e-9
+
+
+def test_construct_command_writes_a_run_directory(tmp_path):
+    args = [sys.executable, "-m", "selfcorrect", "theory", "construct", "--problems", "5"]
+    run = [*args, "--steps", "1", "--beta", "1e9", "--out", str(tmp_path / "c")]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    config = (tmp_path / "c" / "config.yaml").read_text()
+    assert "study: construct" in config and (tmp_path / "c" / "manifest.json").exists()
+    table = json.loads((tmp_path / "c" / "construct.json").read_text())
+    assert table["iid"][0]["max_abs_error"] < 1e-9
+    changed = [*args, "--steps", "3", "--beta", "1e9", "--out", str(tmp_path / "c")]
+    out = subprocess.run(changed, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "different configuration" in out.stderr
+    for bad, message in (
+        (["--beta", "-1"], "--beta values must be > 0"),
+        (["--steps", "x"], "--steps"),
+    ):
+        out = subprocess.run([*args, *bad], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 2 and message in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_construction_run_compares_with_a_trained_model(tmp_path):
+    from selfcorrect.theory.construct_study import run_construction
+    from selfcorrect.theory.train import TrainConfig, override, train
+
+    cfg = override(
+        TrainConfig(),
+        [
+            "steps=2",
+            "batch_size=4",
+            "eval_size=4",
+            "model.n_embd=16",
+            "model.n_layer=1",
+            "model.n_head=2",
+            "model.n_points=6",
+        ],
+    )
+    train(cfg, tmp_path / "m", progress=False)
+    table = run_construction(
+        tmp_path / "c", n_problems=3, steps=(1,), betas=(1e9,), compare=tmp_path / "m"
+    )
+    assert table["iid"][0]["max_abs_error"] < 1e-9
+    curves = (tmp_path / "c" / "compare_curves.csv").read_text()
+    assert "trained TF" in curves and "constructed TF" in curves
+    assert "study: construct" in (tmp_path / "c" / "config.yaml").read_text()

@@ -1,4 +1,7 @@
-"""PL / BT losses: the vectorised prefix loss equals a plain per-sample loop."""
+"""PL / BT losses: the vectorised prefix loss equals a plain per-sample loop.
+
+The reference computes its scores itself, in plain Python (not with the module's score
+functions), so a bug in a score function cannot hide in the reference too."""
 
 from __future__ import annotations
 
@@ -7,7 +10,18 @@ import math
 import pytest
 import torch
 
-from selfcorrect.theory.losses import SCORES, bt_loss, pl_loss_prefixes
+from selfcorrect.theory.losses import bt_loss, cosine_score, pl_loss_prefixes
+
+
+def _dot(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+REFERENCE_SCORES = {
+    "cosine": lambda a, b: _dot(a, b) / math.sqrt(_dot(a, a) * _dot(b, b)),
+    "inner": _dot,
+    "neg_sq_dist": lambda a, b: -sum((x - y) ** 2 for x, y in zip(a, b, strict=True)),
+}
 
 
 def loop_pl(pred, ys, rs, score):
@@ -18,10 +32,8 @@ def loop_pl(pred, ys, rs, score):
         for m in range(2, n):
             rewards = rs[bi, :m].tolist()
             order = sorted(range(m), key=lambda j: -rewards[j])  # stable: ties keep sequence order
-            s = [
-                float(SCORES[score](pred[bi, m][None, None], ys[bi, j][None, None]))
-                for j in range(m)
-            ]
+            p = pred[bi, m].tolist()
+            s = [REFERENCE_SCORES[score](p, ys[bi, j].tolist()) for j in range(m)]
             loss = 0.0
             for k in range(m):
                 rest = [s[order[j]] for j in range(k, m)]
@@ -53,3 +65,15 @@ def test_gradients_are_finite_and_bt_is_pl_with_two():
     sw, sl = torch.tensor(0.7), torch.tensor(0.2)
     pl_two = -(sw - torch.logsumexp(torch.stack([sw, sl]), 0))
     assert bt_loss(sw, sl).item() == pytest.approx(pl_two.item())
+
+
+def test_cosine_score_is_the_cosine():
+    g = torch.Generator().manual_seed(2)
+    pred, ys = torch.randn(2, 4, 3, generator=g), 5 * torch.randn(2, 6, 3, generator=g)
+    s = cosine_score(pred, ys)
+    assert s.shape == (2, 4, 6)
+    for b in range(2):
+        for m in range(4):
+            for j in range(6):
+                want = REFERENCE_SCORES["cosine"](pred[b, m].tolist(), ys[b, j].tolist())
+                assert s[b, m, j].item() == pytest.approx(want, abs=1e-6)

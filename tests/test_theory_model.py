@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
 
+from selfcorrect.runs import RunDirError
 from selfcorrect.theory.baselines import GDPredictor, best_in_context, ls_extrapolation
 from selfcorrect.theory.evaluate import error_curve, evaluate
 from selfcorrect.theory.losses import pl_loss_per_prefix
 from selfcorrect.theory.model import AlignmentTransformer, ModelConfig
 from selfcorrect.theory.task import sample_task, tokens
-from selfcorrect.theory.train import TrainConfig, load_model, override, train
+from selfcorrect.theory.train import TrainConfig, load_model, override, read_log, train
 
 
 def _batch(b=4, noise=0.0, seed=0):
@@ -93,22 +95,18 @@ def test_evaluate_rows_and_training_resume(tmp_path):
         ],
     )
     train(cfg, tmp_path / "m", progress=False)
-    log = (tmp_path / "m" / "train_log.csv").read_text().splitlines()
-    assert len(log) == 7 and log[3].split(",")[3]  # header + 6 steps, eval at step 3
+    log = read_log(tmp_path / "m")
+    assert len(log) == 6 and log[2]["eval_error_t"]  # 6 steps, eval at step 3
     # a kill after the step-3 checkpoint: the rerun redoes steps 4-6 and logs each step once
-    state = torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=True)
     state["step"] = 3
     torch.save(state, tmp_path / "m" / "checkpoint.pt")
     train(cfg, tmp_path / "m", progress=False)
-    steps = [
-        int(r.split(",")[0])
-        for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]
-    ]
-    assert steps == [1, 2, 3, 4, 5, 6]
+    assert [int(r["step"]) for r in read_log(tmp_path / "m")] == [1, 2, 3, 4, 5, 6]
     model, _ = load_model(tmp_path / "m")
     rows = evaluate({"TF": model}, noise_levels=(0.0, 1.0), n_eval=8, n_points=20)
     assert {r["t"] for r in rows} == set(range(1, 20)) and {r["noise"] for r in rows} == {0.0, 1.0}
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(RunDirError, match="different configuration"):
         train(override(cfg, ["steps=7"]), tmp_path / "m", progress=False)
     with pytest.raises(ValueError, match="unknown config key"):
         override(cfg, ["model.n_layers=3"])
@@ -130,13 +128,13 @@ def test_training_stops_at_target_and_resumes(tmp_path):
         ],
     )
     train(cfg, tmp_path / "m", progress=False, stop_below=2.0)  # any error is below 2
-    rows = [r.split(",") for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]]
-    assert [int(r[0]) for r in rows] == [1, 2] and rows[-1][3]  # stopped at the first evaluation
-    assert torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=False)["step"] == 2
+    rows = read_log(tmp_path / "m")
+    assert [int(r["step"]) for r in rows] == [1, 2] and rows[-1]["eval_error_t"]  # first eval
+    assert torch.load(tmp_path / "m" / "checkpoint.pt", weights_only=True)["step"] == 2
     train(cfg, tmp_path / "m", progress=False, stop_below=-1.0)  # unreachable: runs to the end
-    rows = [r.split(",") for r in (tmp_path / "m" / "train_log.csv").read_text().splitlines()[1:]]
-    assert [int(r[0]) for r in rows] == list(range(1, 10))
-    seconds = [float(r[4]) for r in rows]
+    rows = read_log(tmp_path / "m")
+    assert [int(r["step"]) for r in rows] == list(range(1, 10))
+    seconds = [float(r["seconds"]) for r in rows]
     assert seconds == sorted(seconds)  # wall time adds up across the resumed call
 
 
@@ -180,6 +178,10 @@ def test_theory_commands_end_to_end(tmp_path):
     panel = tmp_path / "f" / "quick" / "2d"
     assert (panel / "figure_2d.png").exists() and (panel / "report.html").exists()
     assert "linear attention" in (panel / "curves.csv").read_text()
+    assert "study: theory-panel" in (panel / "config.yaml").read_text()
+    metrics = json.loads((panel / "metrics.json").read_text())
+    assert set(metrics["error_stderr"]["linear attention"]["0"]) == {"2", "5", "10", "15"}
+    assert metrics["training"]["linear attention"]["steps_done"] == 4
     cli(
         "train", "--preset", "quick", *tiny, "--stop-below", "2", "--out", str(tmp_path / "s"), "-q"
     )

@@ -13,6 +13,18 @@ app = typer.Typer(
 )
 
 
+def _threads(threads: int | None) -> None:
+    """Limit torch's CPU threads (leave cores to others on a shared machine)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+THREADS = typer.Option(None, "--threads", min=1, help="CPU threads for torch (default: all).")
+DEVICE = typer.Option(None, "--device", help="cpu or cuda (overrides the preset's device).")
+
+
 @app.command("train")
 def train_cmd(
     preset: str = typer.Option("quick", "--preset", "-p", help="quick, paper or paper-recipe."),
@@ -27,12 +39,21 @@ def train_cmd(
         "(time-to-target; the log's seconds column says how long it took).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    device: str = DEVICE,
+    threads: int = THREADS,
 ) -> None:
     """Train one alignment transformer (checkpoint, resume, train_log.csv)."""
+    from dataclasses import replace
+
     from selfcorrect.theory.figures import load_preset
     from selfcorrect.theory.train import eval_error, train
 
     cfg = load_preset(preset, set_)
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    if stop_below is not None and not 0 <= stop_below <= 2:
+        raise ValueError(f"--stop-below must be in [0, 2] (an error 1 - cos), got {stop_below:g}")
+    _threads(threads)
     model = train(cfg, out, progress=not quiet, stop_below=stop_below)
     typer.echo(
         f"error at t = {cfg.model.n_points - 5}: {eval_error(model, cfg):.4f}; model in {out}"
@@ -47,14 +68,23 @@ def eval_cmd(
         True, "--gd/--no-gd", help="Also evaluate the GD baseline (50 Adam steps)."
     ),
     n_eval: int = typer.Option(256, "--n-eval", min=2, help="Evaluation sequences."),
+    step: int = typer.Option(
+        None,
+        "--step",
+        min=1,
+        help="Evaluate the model_step<N>.pt snapshot (the official evaluation loads step 2500).",
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: int = THREADS,
 ) -> None:
-    """Write <model_dir>/curves.csv (predictor, noise, t, error, stderr)."""
+    """Write <model_dir>/curves.csv (or curves_step<N>.csv) (predictor, noise, t, error, stderr)."""
     from selfcorrect.theory.baselines import GDPredictor
     from selfcorrect.theory.evaluate import Predictor, evaluate, write_curves
     from selfcorrect.theory.train import load_model
 
-    model, cfg = load_model(model_dir)
-    levels = [float(v) for v in noise.split(",") if v.strip()]
+    levels = _noise_levels(noise)
+    _threads(threads)
+    model, cfg = load_model(model_dir, device=device, step=step)
     predictors: dict[str, Predictor] = {"TF": model}
     if gd:
         predictors["GD (50 Adam steps, lr 0.1)"] = GDPredictor("adam")
@@ -64,8 +94,9 @@ def eval_cmd(
         n_eval=n_eval,
         n_dims=cfg.model.n_dims,
         n_points=cfg.model.n_points,
+        device=device,
     )
-    write_curves(rows, model_dir / "curves.csv")
+    write_curves(rows, model_dir / ("curves.csv" if step is None else f"curves_step{step}.csv"))
     for r in rows:
         if r["t"] in (2, 5, 10, 15):
             typer.echo(
@@ -82,12 +113,15 @@ def figure_cmd(
         Path("runs/theory"), "--out", "-o", help="Root: models/ are shared by panels."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
+    device: str = DEVICE,
+    threads: int = THREADS,
 ) -> None:
     """Train (or reuse) the models a panel needs and draw it."""
     from selfcorrect.theory.evaluate import read_curves
     from selfcorrect.theory.figures import run_panel
 
-    panel_dir = run_panel(panel, preset, out / preset, sets=set_, progress=not quiet)
+    _threads(threads)
+    panel_dir = run_panel(panel, preset, out / preset, sets=set_, progress=not quiet, device=device)
     rows = read_curves(panel_dir / "curves.csv")
     for r in rows:
         if r["t"] == 15 or (r["t"] in (2, 5, 10) and not quiet):
@@ -102,13 +136,15 @@ def construct_cmd(
     d: int = typer.Option(5, "--d", min=1),
     n: int = typer.Option(20, "--n", min=2, help="Responses N (N-1 blocks per GD step)."),
     steps: str = typer.Option("1,3", "--steps", help="GD steps T to check, comma separated."),
-    beta: str = typer.Option("10,100,1000,10000", "--beta", help="Selection sharpness values."),
-    eta: float = typer.Option(0.01, "--eta"),
+    beta: str = typer.Option(
+        "10,100,1e3,1e4,1e6,1e9", "--beta", help="Selection sharpness values (default 1e9)."
+    ),
+    eta: float = typer.Option(0.01, "--eta", min=0.0),
     problems: int = typer.Option(100, "--problems", min=1),
     dtype: str = typer.Option("float64", "--dtype", help="float64 or float32."),
     as_json: bool = typer.Option(False, "--json", help="Print the error table as JSON."),
     out: Path = typer.Option(
-        None, "--out", "-o", help="Also write construct.json, noise and plots here."
+        None, "--out", "-o", help="Also write a run directory: construct.json, noise, plots."
     ),
     compare: Path = typer.Option(
         None, "--compare", help="A trained model dir: draw both error curves (needs --out)."
@@ -117,40 +153,49 @@ def construct_cmd(
     """Build the hand-weighted transformer and compare it with explicit GD on the PL loss."""
     import torch
 
-    from selfcorrect.theory.construct_study import error_table, noise_sweep
+    from selfcorrect.theory.construct_study import error_table, run_construction
 
     if dtype not in ("float64", "float32"):
         raise ValueError(f"--dtype must be float64 or float32, got {dtype!r}")
-    table = error_table(
-        d=d,
-        n=n,
-        eta=eta,
-        steps=[int(s) for s in steps.split(",")],
-        betas=[float(b) for b in beta.split(",")],
-        n_problems=problems,
-        dtype=getattr(torch, dtype),
-    )
+    step_list = _positive_list(steps, "--steps", int)
+    betas = _positive_list(beta, "--beta", float)
+    if compare is not None and out is None:
+        raise ValueError("--compare needs --out (where the comparison is drawn)")
     if out is not None:
-        from selfcorrect.report.plots import construction_plots
-
-        table["noise"] = noise_sweep(d=d, n=n, eta=eta)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "construct.json").write_text(json.dumps(table, indent=2) + "\n")
-        construction_plots(table, out)
-        if compare is not None:
-            _compare(compare, out, eta)
+        table = run_construction(
+            out,
+            d=d,
+            n=n,
+            eta=eta,
+            steps=step_list,
+            betas=betas,
+            n_problems=problems,
+            dtype=dtype,
+            compare=compare,
+        )
+    else:
+        table = error_table(
+            d=d,
+            n=n,
+            eta=eta,
+            steps=step_list,
+            betas=betas,
+            n_problems=problems,
+            dtype=getattr(torch, dtype),
+        )
     if as_json:
         typer.echo(json.dumps(table, indent=2))
         return
     typer.echo(
-        f"d={d} N={n} eta={eta} {problems} problems, {table['dtype']}, min reward gap {table['min_reward_gap']:.4f}"
+        f"d={d} N={n} eta={eta} {problems} problems, {table['dtype']}; smallest reward gap: "
+        f"{table['min_reward_gap']:.4f} (gapped), {table['min_reward_gap_iid']:.1e} (i.i.d. U(0,1))"
     )
-    typer.echo(f"{'case':10s} {'steps':>5s} {'beta':>8s} {'max |TF - GD|':>14s}")
-    for case in ("by_beta", "bt"):
+    typer.echo(f"{'case':22s} {'steps':>5s} {'beta':>8s} {'max |TF - GD|':>14s}")
+    labels = {"by_beta": "PL, gapped rewards", "iid": "PL, i.i.d. U(0,1)", "bt": "BT (N=2)"}
+    for case, label in labels.items():
         for row in table[case]:
-            label = "PL" if case == "by_beta" else "BT (N=2)"
             typer.echo(
-                f"{label:10s} {row['steps']:5d} {row['beta']:8g} {row['max_abs_error']:14.3e}"
+                f"{label:22s} {row['steps']:5d} {row['beta']:8g} {row['max_abs_error']:14.3e}"
             )
     typer.echo("\nablations (1 step):")
     for row in table["ablations"]:
@@ -164,26 +209,37 @@ def construct_cmd(
         typer.echo(f"wrote {out}/construct.json and plots")
 
 
-def _compare(model_dir: Path, out: Path, eta: float) -> None:
-    """Error vs t of the constructed network (one GD step from y0 = 0 on the first t examples),
-    the trained transformer and the GD baseline, on the same evaluation set."""
-    from selfcorrect.report.plots import theory_panel
-    from selfcorrect.theory.baselines import GDPredictor
-    from selfcorrect.theory.construct_study import curve_vs_t
-    from selfcorrect.theory.evaluate import evaluate, write_curves
-    from selfcorrect.theory.train import load_model
+def _positive_list(text: str, option: str, kind: type) -> list:
+    """``1,3`` or ``10,1e3``: positive numbers, one line naming a bad one."""
+    values = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            value = kind(float(item)) if kind is int and float(item).is_integer() else kind(item)
+        except ValueError:
+            raise ValueError(f"{option}: {item.strip()!r} is not a {kind.__name__}") from None
+        if not value > 0:
+            raise ValueError(f"{option} values must be > 0, got {item.strip()}")
+        values.append(value)
+    if not values:
+        raise ValueError(f"{option} needs at least one value")
+    return values
 
-    model, cfg = load_model(model_dir)
-    m = cfg.model
-    rows = evaluate(
-        {"trained TF": model, "GD (50 Adam steps, lr 0.1)": GDPredictor("adam")},
-        n_dims=m.n_dims,
-        n_points=m.n_points,
-    )
-    rows = [r for r in rows if int(r["t"]) >= 2]
-    rows += [
-        {"predictor": f"constructed TF (1 GD step, eta {eta:g})", "noise": 0.0, **r}
-        for r in curve_vs_t(d=m.n_dims, n=m.n_points, eta=eta)
-    ]
-    write_curves(rows, out / "compare_curves.csv")
-    theory_panel(rows, "construct", "constructed vs trained transformer", out)
+
+def _noise_levels(text: str) -> list[float]:
+    """``--noise 0,0.5,1``: levels in [0, 1], one line naming a bad one."""
+    levels = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        try:
+            level = float(item)
+        except ValueError:
+            raise ValueError(f"--noise: {item.strip()!r} is not a number") from None
+        if not 0 <= level <= 1:
+            raise ValueError(f"--noise levels must be in [0, 1], got {level:g}")
+        levels.append(level)
+    if not levels:
+        raise ValueError("--noise needs at least one level, e.g. 0 or 0,0.5,1")
+    return levels

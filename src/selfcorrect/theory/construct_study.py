@@ -1,9 +1,13 @@
 """Checks of the explicit construction: match with GD vs sharpness and steps, BT, ablations,
-reward noise, and a comparison with the trained transformer on the task's evaluation set."""
+reward noise, and a comparison with the trained transformer on the task's evaluation set.
+
+`run_construction` writes them as a run directory (`selfcorrect.runs.RunDir`, study
+``construct``): ``config.yaml``, ``manifest.json``, ``construct.json`` and the plots."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -66,13 +70,16 @@ def error_table(
     n: int = 20,
     eta: float = 0.01,
     steps: Sequence[int] = (1, 3),
-    betas: Sequence[float] = (10, 100, 1e3, 1e4),
+    betas: Sequence[float] = (10, 100, 1e3, 1e4, 1e6, 1e9),
     n_problems: int = 100,
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> dict[str, Any]:
-    """max |TF - GD| over the problems, against beta and steps; BT (N = 2); ablations."""
+    """max |TF - GD| over the problems, against beta and steps, on rewards with a minimum gap
+    (``by_beta``) and on i.i.d. U(0, 1) rewards (``iid``); BT (N = 2); ablations (at the largest
+    beta). The other sharpness constants are the network's defaults."""
     p = problems(n_problems, d, n, seed=seed, dtype=dtype)
+    p_iid = problems(n_problems, d, n, seed=seed, dtype=dtype, min_gap=False)
     p_bt = problems(n_problems, d, 2, seed=seed + 1, dtype=dtype)
     sharp = max(betas)
     return {
@@ -82,6 +89,12 @@ def error_table(
         "problems": n_problems,
         "dtype": str(dtype).replace("torch.", ""),
         "min_reward_gap": min_reward_gap(p["rs"]),
+        "min_reward_gap_iid": min_reward_gap(p_iid["rs"]),
+        "iid": [
+            {"steps": t, "beta": beta, "max_abs_error": max_error(p_iid, eta, t, beta=beta)}
+            for t in steps
+            for beta in betas
+        ],
         "by_beta": [
             {"steps": t, "beta": beta, "max_abs_error": max_error(p, eta, t, beta=beta)}
             for t in steps
@@ -111,10 +124,10 @@ def noise_sweep(
     n: int = 20,
     eta: float = 0.01,
     steps: int = 1,
-    beta: float = 1e5,
     n_problems: int = 256,
 ) -> list[dict[str, float]]:
-    """On the task: the network vs GD on the *noisy* ranking, and both against y*."""
+    """On the task: the network (default sharpness) vs GD on the *noisy* ranking, and both
+    against y*."""
     rows = []
     for noise in noise_levels:
         batch = sample_task(
@@ -126,7 +139,7 @@ def noise_sweep(
             generator=torch.Generator().manual_seed(EVAL_SEED),
         )
         x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
-        net = build_pl_gd_transformer(d, n, eta, steps, beta=beta).double()
+        net = build_pl_gd_transformer(d, n, eta, steps).double()
         with torch.no_grad():
             out = net(x, batch.ys, batch.rs, y0)
         gd = gd_steps(y0, x, batch.ys, batch.rs, eta, steps)
@@ -148,7 +161,6 @@ def curve_vs_t(
     n: int = 20,
     eta: float = 0.01,
     steps: int = 1,
-    beta: float = 1e5,
     n_problems: int = 256,
 ) -> list[dict[str, float]]:
     """Error ``1 - cos(y_hat_t, y*)`` of the constructed network using the first t examples
@@ -163,7 +175,7 @@ def curve_vs_t(
     x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
     rows = []
     for t in range(2, n):
-        net = build_pl_gd_transformer(d, t, eta, steps, beta=beta).double()
+        net = build_pl_gd_transformer(d, t, eta, steps).double()
         with torch.no_grad():
             out = net(x, batch.ys[:, :t], batch.rs[:, :t], y0)
         err = 1 - F.cosine_similarity(out, batch.y_star, dim=-1)
@@ -171,3 +183,81 @@ def curve_vs_t(
             {"t": t, "error": float(err.mean()), "stderr": float(err.std() / n_problems**0.5)}
         )
     return rows
+
+
+def run_construction(
+    out: str | Path,
+    *,
+    d: int = 5,
+    n: int = 20,
+    eta: float = 0.01,
+    steps: Sequence[int] = (1, 3),
+    betas: Sequence[float] = (10, 100, 1e3, 1e4, 1e6, 1e9),
+    n_problems: int = 100,
+    dtype: str = "float64",
+    compare: str | Path | None = None,
+) -> dict[str, Any]:
+    """The error table, the noise sweep and plots in the run directory `out` (study
+    ``construct``); with `compare` (a trained model directory), also the error curves of the
+    constructed and the trained transformer on the same evaluation set. Returns the table."""
+    from selfcorrect.report.plots import construction_plots
+    from selfcorrect.runs import RunDir
+
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be float64 or float32, got {dtype!r}")
+    run = RunDir.open(
+        out,
+        study="construct",
+        config={
+            "d": d,
+            "n": n,
+            "steps": list(steps),
+            "betas": list(betas),
+            "eta": eta,
+            "problems": n_problems,
+            "dtype": dtype,
+            "compare": str(compare) if compare is not None else None,
+        },
+        model="constructed PL-GD transformer",
+        seed=0,
+    )
+    table = error_table(
+        d=d,
+        n=n,
+        eta=eta,
+        steps=steps,
+        betas=betas,
+        n_problems=n_problems,
+        dtype=getattr(torch, dtype),
+    )
+    table["noise"] = noise_sweep(d=d, n=n, eta=eta)
+    run.write_json("construct.json", table)
+    construction_plots(table, run.path)
+    if compare is not None:
+        compare_with_trained(Path(compare), run.path, eta)
+    run.finish()
+    return table
+
+
+def compare_with_trained(model_dir: Path, out: Path, eta: float) -> None:
+    """Error vs t of the constructed network (one GD step from y0 = 0 on the first t examples),
+    the trained transformer and the GD baseline, on the same evaluation set."""
+    from selfcorrect.report.plots import theory_panel
+    from selfcorrect.theory.baselines import GDPredictor
+    from selfcorrect.theory.evaluate import evaluate, write_curves
+    from selfcorrect.theory.train import load_model
+
+    model, cfg = load_model(model_dir)
+    m = cfg.model
+    rows: list[dict[str, Any]] = evaluate(
+        {"trained TF": model, "GD (50 Adam steps, lr 0.1)": GDPredictor("adam")},
+        n_dims=m.n_dims,
+        n_points=m.n_points,
+    )
+    rows = [r for r in rows if int(r["t"]) >= 2]
+    rows += [
+        {"predictor": f"constructed TF (1 GD step, eta {eta:g})", "noise": 0.0, **r}
+        for r in curve_vs_t(d=m.n_dims, n=m.n_points, eta=eta)
+    ]
+    write_curves(rows, out / "compare_curves.csv")
+    theory_panel(rows, "construct", "constructed vs trained transformer", out)

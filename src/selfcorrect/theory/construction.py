@@ -211,9 +211,9 @@ class PLGDTransformer(nn.Module):
         eta: float,
         steps: int,
         *,
-        beta: float = 1e4,
+        beta: float = 1e9,
         c: float = 1e4,
-        gamma: float = 1e6,
+        gamma: float = 1e9,
         g: float = 1e3,
         heads: str = "both",
         linear: bool = False,
@@ -271,5 +271,12 @@ def build_pl_gd_transformer(
     d: int, n: int, eta: float, steps: int, **sharpness: float
 ) -> PLGDTransformer:
     """The contract: ``forward(x (b,d), ys (b,n,d), rs (b,n), y0 (b,d))`` -> y_hat after `steps` GD
-    steps on the PL loss. Sharpness: beta (selection), c (mask penalty), gamma and g (FFN)."""
+    steps on the PL loss. Sharpness: beta (selection), c (mask penalty), gamma and g (FFN).
+
+    The defaults (beta = gamma = 1e9, c = 1e4, g = 1e3) make the selection hard for reward gaps
+    down to about 4e-8 (beta * gap > 37) and the FFN's mask exact for gaps >= 1e-9 (gamma * gap
+    >= 1): on i.i.d. U(0, 1) rewards (d = 5, N = 20, 100 problems, smallest gap ~4e-5) the
+    network matches explicit GD to ~1e-15 in float64 after 1 and 3 steps. In float32 the same
+    weights match to ~2e-7 (1 step) and ~6e-7 (3 steps): float32 rounding, not the construction;
+    rewards closer than ~1e-7 are not separable in float32 at all."""
     return PLGDTransformer(d, n, eta, steps, **sharpness)  # type: ignore[arg-type]

@@ -32,10 +32,12 @@ def evaluate(
     n_dims: int = 5,
     n_points: int = 20,
     seed: int = EVAL_SEED,
+    device: str = "cpu",
 ) -> list[dict[str, float | str | int]]:
     """Rows ``predictor, noise, t, error, stderr`` for t = 1..n-1 (t examples in context).
 
-    The clean part of the evaluation set is the same for every noise level (same seed)."""
+    The clean part of the evaluation set is the same for every noise level (same seed); it is
+    drawn on the CPU and moved to `device`, where the predictors run."""
     rows: list[dict[str, float | str | int]] = []
     for noise in noise_levels:
         batch = sample_task(
@@ -44,11 +46,11 @@ def evaluate(
             n_points=n_points,
             noise=noise,
             generator=torch.Generator().manual_seed(seed),
-        )
+        ).to(device)
         for name, predictor in predictors.items():
             with torch.no_grad():
                 pred = predictor(batch.xs, batch.ys, batch.rs)  # (b, n, d)
-            mean, se = error_curve(pred.float(), batch.y_star)
+            mean, se = error_curve(pred.float().cpu(), batch.y_star.cpu())
             for t in range(1, n_points):
                 rows.append(
                     {

@@ -1,12 +1,18 @@
 """The paper's Figure 2 panels: which models each needs, training (or reusing) them, curves, plots.
 
-Panel variants follow the paper at the ``paper*`` presets and are scaled to the base model at
-``quick`` (depths 1-4 instead of 5-20, 32 dims per head as in the paper).
+A preset (``theory/presets/<name>.yaml``) holds the training config and, under ``panels:``, the
+grids the panels vary (depths, heads, width per head, reward-noise levels, the no-FFN variants,
+evaluation size): the paper's grids in ``paper*`` presets, scaled-down ones in ``quick``.
+Models live under ``<root>/models/<name>`` (one training run directory each, shared between
+panels); each panel is a run directory ``<root>/<panel>`` (study ``theory-panel``) with
+``curves.csv``, ``metrics.json`` (errors at t = 2, 5, 10, 15 and each model's wall time) and the
+figure.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+import typing
+from dataclasses import asdict, dataclass, fields, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -25,7 +31,64 @@ PANELS = {
     "2e": "number of heads",
     "2f": "with vs without FFN",
 }
-NOISE_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+STUDY = "theory-panel"
+REPORT_T = (2, 5, 10, 15)
+GD_LABEL = "GD (50 Adam steps, lr 0.1)"
+
+
+@dataclass(frozen=True)
+class PanelGrid:
+    """What the panels vary. ``no_ffn_keep_ln2``: the no-FFN models of 2f, by whether they keep
+    the block's second layer norm (the official no-FFN block does)."""
+
+    depths: tuple[int, ...] = (1, 2, 3, 4)
+    heads: tuple[int, ...] = (1, 2, 3, 4)
+    head_dim: int = 32
+    noise: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    no_ffn_keep_ln2: tuple[bool, ...] = (False,)
+    n_eval: int = 256
+
+    def __post_init__(self) -> None:
+        if not self.depths or min(self.depths) < 1:
+            raise ValueError(
+                f"panels.depths must be a non-empty list of ints >= 1, got {self.depths}"
+            )
+        if not self.heads or min(self.heads) < 1:
+            raise ValueError(
+                f"panels.heads must be a non-empty list of ints >= 1, got {self.heads}"
+            )
+        if self.head_dim < 1:
+            raise ValueError(f"panels.head_dim must be >= 1, got {self.head_dim}")
+        if not self.noise or not all(0 <= p <= 1 for p in self.noise):
+            raise ValueError(f"panels.noise must be levels in [0, 1], got {self.noise}")
+        if not self.no_ffn_keep_ln2:
+            raise ValueError("panels.no_ffn_keep_ln2 must list at least one of false, true")
+        if self.n_eval < 2:
+            raise ValueError(f"panels.n_eval must be >= 2, got {self.n_eval}")
+
+
+def grid_from_dict(data: dict[str, Any] | None) -> PanelGrid:
+    data = dict(data or {})
+    known = {f.name for f in fields(PanelGrid)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown panels key(s): {', '.join(unknown)}")
+    hints = typing.get_type_hints(PanelGrid)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        want = hints[key]
+        item = typing.get_args(want)[0] if typing.get_origin(want) is tuple else want
+        values = value if isinstance(value, list) else [value]
+        ok = all(
+            isinstance(v, item)
+            and not (item is not bool and isinstance(v, bool))
+            or (item is float and isinstance(v, int) and not isinstance(v, bool))
+            for v in values
+        )
+        if not ok or (typing.get_origin(want) is tuple) != isinstance(value, list):
+            raise ValueError(f"panels.{key} has the wrong type, got {value!r}")
+        out[key] = tuple(item(v) for v in values) if isinstance(value, list) else value
+    return PanelGrid(**out)
 
 
 def preset_names() -> list[str]:
@@ -36,17 +99,28 @@ def preset_names() -> list[str]:
     )
 
 
-def load_preset(name: str, sets: list[str] | None = None) -> TrainConfig:
+def _preset_data(name: str) -> dict[str, Any]:
     path = files("selfcorrect.theory").joinpath("presets", f"{name}.yaml")
     if not path.is_file():
         raise ValueError(f"unknown preset {name!r}; known: {', '.join(preset_names())}")
-    return override(config_from_dict(yaml.safe_load(path.read_text())), sets or [])
+    return dict(yaml.safe_load(path.read_text()) or {})
 
 
-def variants(panel: str, base: TrainConfig, preset: str) -> list[tuple[str, TrainConfig]]:
+def load_preset(name: str, sets: list[str] | None = None) -> TrainConfig:
+    """A preset's training config with ``--set`` overrides applied (validated)."""
+    data = _preset_data(name)
+    data.pop("panels", None)
+    return override(config_from_dict(data), sets or [])
+
+
+def load_grid(name: str) -> PanelGrid:
+    """A preset's panel grids (``panels:``; defaults where the preset has none)."""
+    return grid_from_dict(_preset_data(name).get("panels"))
+
+
+def variants(panel: str, base: TrainConfig, grid: PanelGrid) -> list[tuple[str, TrainConfig]]:
     """(label, config) of the models a panel needs."""
     m = base.model
-    paper = preset.startswith("paper")
 
     def with_model(**kw: Any) -> TrainConfig:
         return replace(base, model=replace(m, **kw))
@@ -54,37 +128,56 @@ def variants(panel: str, base: TrainConfig, preset: str) -> list[tuple[str, Trai
     if panel in ("2a", "2b"):
         return [(f"TF ({m.n_layer}L/{m.n_head}H/{m.n_embd})", base)]
     if panel == "2c":
-        depths = (5, 10, 15, 20) if paper else (1, 2, 3, 4)
-        return [(f"{L} layers", with_model(n_layer=L)) for L in depths]
+        return [(f"{L} layers", with_model(n_layer=L)) for L in grid.depths]
     if panel == "2d":
         return [("softmax attention", base), ("linear attention", with_model(attention="linear"))]
     if panel == "2e":
-        heads = (1, 3, 4, 6) if paper else (1, 2, 3, 4)
         return [
-            (f"{h} head{'s' if h > 1 else ''} ({32 * h} wide)", with_model(n_head=h, n_embd=32 * h))
-            for h in heads
+            (
+                f"{h} head{'s' if h > 1 else ''} ({grid.head_dim * h} wide)",
+                with_model(n_head=h, n_embd=grid.head_dim * h),
+            )
+            for h in grid.heads
         ]
     if panel == "2f":
-        return [("with FFN", base), ("without FFN", with_model(ffn=False))]
+        return [("with FFN", base)] + [
+            (
+                "without FFN, ln_2 kept (official block)" if keep else "without FFN",
+                with_model(ffn=False, keep_ln2=keep),
+            )
+            for keep in grid.no_ffn_keep_ln2
+        ]
     raise ValueError(f"unknown panel {panel!r}; use one of {', '.join(PANELS)}")
 
 
 def model_dir(root: Path, cfg: TrainConfig) -> Path:
+    """``<root>/models/<name>``: the name spells out what differs between panel models and
+    recipes (options at their defaults add nothing, so names stay stable as options are added)."""
     m = cfg.model
-    name = (
-        f"L{m.n_layer}-H{m.n_head}-E{m.n_embd}-{m.attention}{'' if m.ffn else '-noffn'}"
-        f"-{cfg.recipe}-s{cfg.steps}-b{cfg.batch_size}-lr{cfg.lr:g}-seed{cfg.seed}"
-        f"{'-bf16' if cfg.bf16 else ''}{f'-noise{cfg.train_noise:g}' if cfg.train_noise else ''}"
-    )
-    return root / "models" / name
+    parts = [
+        f"L{m.n_layer}-H{m.n_head}-E{m.n_embd}-{m.attention}",
+        "" if m.ffn else ("-noffn-ln2" if m.keep_ln2 else "-noffn"),
+        "-gpt2init" if m.init == "gpt2" else "",
+        "-tanhgelu" if m.gelu == "tanh" else "",
+        f"-{cfg.recipe}-s{cfg.steps}-b{cfg.batch_size}-lr{cfg.lr:g}-seed{cfg.seed}",
+        f"-cur{cfg.curriculum_start}x{cfg.curriculum_steps}" if cfg.curriculum_start else "",
+        "-bf16" if cfg.bf16 else "",
+        f"-noise{cfg.train_noise:g}" if cfg.train_noise else "",
+    ]
+    return root / "models" / "".join(parts)
 
 
-def trained(root: Path, cfg: TrainConfig, progress: bool) -> Predictor:
-    """Train into a directory named after the config, or reuse what is there (resumes)."""
+def trained(root: Path, cfg: TrainConfig, progress: bool) -> tuple[Predictor, dict[str, Any]]:
+    """Train into a directory named after the config, or reuse what is there (resumes).
+    Returns the model and its training summary (steps, wall time, device)."""
+    from selfcorrect.runs import RunDir
+
     out = model_dir(root, cfg)
     train(cfg, out, progress=progress)  # returns at once when already complete
-    model, _ = load_model(out)
-    return model
+    model, _ = load_model(out, device=cfg.device)
+    manifest = RunDir(out, {}).manifest()
+    summary = {k: manifest.get(k) for k in ("steps_done", "seconds", "device", "eval_error_t")}
+    return model, {"dir": out.name, **summary}
 
 
 def run_panel(
@@ -94,30 +187,71 @@ def run_panel(
     *,
     sets: list[str] | None = None,
     progress: bool = True,
-    n_eval: int = 256,
+    device: str | None = None,
 ) -> Path:
-    """Train what the panel needs, evaluate, write ``<out>/<panel>/curves.csv`` and the PNG/SVG."""
+    """Train what the panel needs, evaluate, write ``<out>/<panel>/``: curves.csv, metrics.json,
+    figure_<panel>.png/.svg and report.html."""
+    from selfcorrect.runs import RunDir
+
+    if panel not in PANELS:
+        raise ValueError(f"unknown panel {panel!r}; use one of {', '.join(PANELS)}")
     root = Path(out)
     base = load_preset(preset, sets)
+    if device is not None:
+        base = replace(base, device=device)
+    grid = load_grid(preset)
+    models = variants(panel, base, grid)
+    run = RunDir.open(
+        root / panel,
+        study=STUDY,
+        config={
+            "panel": panel,
+            "preset": preset,
+            "sets": list(sets or []),
+            "grid": asdict(grid),
+            "models": {label: model_dir(root, cfg).name for label, cfg in models},
+        },
+        model=f"{len(models)} model(s)",
+        seed=base.seed,
+    )
     predictors: dict[str, Predictor] = {}
-    for label, cfg in variants(panel, base, preset):
-        predictors[label] = trained(root, cfg, progress)
-    noise = NOISE_LEVELS if panel == "2b" else (0.0,)
+    training: dict[str, dict[str, Any]] = {}
+    for label, cfg in models:
+        predictors[label], training[label] = trained(root, cfg, progress)
+    noise = grid.noise if panel == "2b" else (0.0,)
     if panel in ("2a", "2b"):
-        predictors["GD (50 Adam steps, lr 0.1)"] = GDPredictor("adam", steps=50, lr=0.1)
+        predictors[GD_LABEL] = GDPredictor("adam", steps=50, lr=0.1)
     if panel == "2a":
         predictors["best in-context response"] = best_in_context
         predictors["least squares y on r, at r = 1"] = ls_extrapolation
     m = base.model
     rows = evaluate(
-        predictors, noise_levels=noise, n_eval=n_eval, n_dims=m.n_dims, n_points=m.n_points
+        predictors,
+        noise_levels=noise,
+        n_eval=grid.n_eval,
+        n_dims=m.n_dims,
+        n_points=m.n_points,
+        device=base.device,
     )
-    panel_dir = root / panel
-    write_curves(rows, panel_dir / "curves.csv")
+    write_curves(rows, run.path / "curves.csv")
+    run.write_json("metrics.json", panel_metrics(rows, training))
     from selfcorrect.report.plots import theory_panel
 
-    theory_panel(read_curves(panel_dir / "curves.csv"), panel, PANELS[panel], panel_dir)
+    theory_panel(read_curves(run.path / "curves.csv"), panel, PANELS[panel], run.path)
     from selfcorrect.report.html import render_report
 
-    render_report([panel_dir], panel_dir / "report.html", title=f"Figure {panel}: {PANELS[panel]}")
-    return panel_dir
+    render_report([run.path], run.path / "report.html", title=f"Figure {panel}: {PANELS[panel]}")
+    run.finish(models=training)
+    return run.path
+
+
+def panel_metrics(
+    rows: list[dict[str, Any]], training: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """Error and standard error at t = 2, 5, 10, 15 per predictor and noise; training summaries."""
+    errors: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for r in rows:
+        if int(r["t"]) in REPORT_T:
+            by_noise = errors.setdefault(str(r["predictor"]), {}).setdefault(f"{r['noise']:g}", {})
+            by_noise[str(r["t"])] = [round(float(r["error"]), 4), round(float(r["stderr"]), 4)]
+    return {"t": list(REPORT_T), "error_stderr": errors, "training": training}

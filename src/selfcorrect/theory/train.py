@@ -1,96 +1,165 @@
-"""Training the alignment transformer: a plain loop, checkpoint + resume, CSV log.
+"""Training the alignment transformer: a plain loop in small named steps (nanoGPT style).
 
-Recipe (default): AdamW with linear warm-up and cosine decay, gradient clipping, a fresh seeded
-batch per step, evaluation on a fixed seeded set. ``recipe="paper"`` reproduces the original:
-Adam at a constant lr (1e-4 in the paper presets), no warm-up, no clipping.
+A training run is a run directory (`selfcorrect.runs.RunDir`, study ``theory-train``):
+``config.yaml`` (the resolved config, device left out), ``manifest.json`` (versions, wall time,
+final error), ``checkpoint.pt`` (model, optimiser, data generator, step, seconds; loaded with
+``weights_only=True``), optional ``model_step<N>.pt`` snapshots, and ``train_log.csv``.
+Rerunning the same config resumes from the checkpoint; another config is refused.
+
+Recipes: see `TrainConfig`. Everything runs on ``cfg.device`` (``cpu`` or ``cuda``; bf16
+autocast follows the device's type); the data generator stays on the CPU, so a run draws the same
+batches on any device.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
+from selfcorrect.runs import RunDir
+from selfcorrect.theory.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from selfcorrect.theory.config import (
+    TrainConfig,
+    config_from_dict,
+    examples_at,
+    lr_at,
+    override,
+    upgrade_saved,
+)
 from selfcorrect.theory.evaluate import EVAL_SEED, error_curve
 from selfcorrect.theory.losses import pl_loss_prefixes
-from selfcorrect.theory.model import AlignmentTransformer, ModelConfig
-from selfcorrect.theory.task import sample_task
+from selfcorrect.theory.model import AlignmentTransformer
+from selfcorrect.theory.task import TaskBatch, sample_task
+
+__all__ = [
+    "TrainConfig",
+    "config_from_dict",
+    "eval_error",
+    "load_model",
+    "lr_at",
+    "override",
+    "train",
+]
+STUDY = "theory-train"
+LOG = "train_log.csv"
+LOG_FIELDS = ["step", "loss", "lr", "examples", "eval_error_t", "seconds"]
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    steps: int = 1200
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    warmup: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    recipe: str = "ours"  # or "paper": Adam, constant lr, no warm-up, no clipping
-    score: str = "cosine"
-    train_noise: float = 0.0
-    seed: int = 0
-    eval_every: int = 100
-    eval_size: int = 256
-    checkpoint_every: int = 100
-    bf16: bool = False  # bfloat16 autocast on the CPU
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.recipe not in ("ours", "paper"):
-            raise ValueError(f"recipe must be ours or paper, got {self.recipe!r}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be >= 1")
+@dataclass
+class Progress:
+    step: int = 0
+    seconds: float = 0.0  # training wall time before this call (summed over resumed runs)
 
 
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build a config from a preset dict; unknown keys are errors."""
-    data = dict(data)
-    model_keys = {f.name for f in fields(ModelConfig)}
-    train_keys = {f.name for f in fields(TrainConfig)} - {"model"}
-    model_data = dict(data.pop("model", {}) or {})
-    unknown = (set(data) - train_keys) | (set(model_data) - model_keys)
-    if unknown:
-        raise ValueError(f"unknown config key(s): {', '.join(sorted(unknown))}")
-    return TrainConfig(model=ModelConfig(**model_data), **data)
+# ---- steps ----------------------------------------------------------------------------------
 
 
-def override(cfg: TrainConfig, assignments: list[str]) -> TrainConfig:
-    """Apply ``key=value`` (``model.n_layer=4``) overrides, values parsed as YAML scalars."""
-    data = asdict(cfg)
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r} must look like key=value")
-        value = yaml.safe_load(raw)
-        target = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            if not isinstance(target.get(part), dict):
-                raise ValueError(f"unknown config key {key!r}")
-            target = target[part]
-        if parts[-1] not in target:
-            raise ValueError(f"unknown config key {key!r}")
-        target[parts[-1]] = value
-    return config_from_dict(data)
+def resolve_device(device: str) -> torch.device:
+    """The device to run on; a CUDA device on a machine without one is a one-line error."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but this machine has no CUDA GPU")
+    return dev
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
+def autocast(cfg: TrainConfig) -> AbstractContextManager[Any]:
+    """bf16 autocast on the configured device's type (cpu or cuda) with ``cfg.bf16``; else none."""
+    if not cfg.bf16:
+        return nullcontext()
+    return torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
+
+
+def open_run(cfg: TrainConfig, out: Path) -> RunDir:
+    """Create or reopen the run directory; a config saved by an older version is upgraded."""
+    saved = out / "config.yaml"
+    if saved.exists():
+        data = _read_config(saved)
+        if data:
+            upgraded = upgrade_saved(data, {"study": STUDY, **cfg.identity()})
+            if upgraded != data:
+                saved.write_text(yaml.safe_dump(upgraded, sort_keys=False))
+    m = cfg.model
+    name = f"{m.n_embd}/{m.n_layer}/{m.n_head} {m.attention}{'' if m.ffn else ' no-FFN'}"
+    return RunDir.open(out, study=STUDY, config=cfg.identity(), model=name, seed=cfg.seed)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.yaml`` as a mapping; anything else is one line naming the file."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable config ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a config mapping")
+    return data
+
+
+def build(cfg: TrainConfig) -> tuple[AlignmentTransformer, torch.optim.Optimizer]:
+    """The seeded model on its device and its optimiser (Adam for the paper recipe, else AdamW)."""
+    torch.manual_seed(cfg.seed)
+    model = AlignmentTransformer(cfg.model).to(cfg.device)
     if cfg.recipe == "paper":
-        return cfg.lr
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (
-        cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    return model, torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def resume(
+    run: RunDir,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    cfg: TrainConfig,
+) -> Progress:
+    """Restore model, optimiser and data stream from ``checkpoint.pt`` if there is one."""
+    path = run.path / CHECKPOINT
+    if not path.exists():
+        return Progress()
+    state = load_checkpoint(
+        path, device=cfg.device, need=("model", "opt", "generator", "step", "seconds")
     )
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    gen.set_state(state["generator"].cpu())
+    return Progress(step=int(state["step"]), seconds=float(state["seconds"]))
+
+
+def next_batch(cfg: TrainConfig, gen: torch.Generator, step: int) -> TaskBatch:
+    """A fresh seeded batch (drawn on the CPU generator), on the training device."""
+    return sample_task(
+        cfg.batch_size,
+        n_dims=cfg.model.n_dims,
+        n_points=examples_at(cfg, step),
+        noise=cfg.train_noise,
+        generator=gen,
+    ).to(cfg.device)
+
+
+def train_step(
+    model: AlignmentTransformer,
+    opt: torch.optim.Optimizer,
+    batch: TaskBatch,
+    cfg: TrainConfig,
+    lr: float,
+) -> torch.Tensor:
+    """One optimiser step on the PL loss over prefixes; returns the (detached) loss."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with autocast(cfg):
+        pred = model(batch.xs, batch.ys, batch.rs)
+    loss = pl_loss_prefixes(pred.float(), batch.ys, batch.rs, cfg.score)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.recipe != "paper" and cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss.detach()
 
 
 def eval_error(model: AlignmentTransformer, cfg: TrainConfig, t: int | None = None) -> float:
@@ -102,11 +171,53 @@ def eval_error(model: AlignmentTransformer, cfg: TrainConfig, t: int | None = No
         n_points=m.n_points,
         generator=torch.Generator().manual_seed(EVAL_SEED),
     ).to(cfg.device)
+    was_training = model.training
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast(cfg):
         mean, _ = error_curve(model(batch.xs, batch.ys, batch.rs).float(), batch.y_star)
-    model.train()
+    model.train(was_training)
     return float(mean[t if t is not None else m.n_points - 5])
+
+
+def save(
+    run: RunDir,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    progress: Progress,
+) -> None:
+    """Checkpoint: tensors and numbers only (loadable with ``weights_only=True``)."""
+    state = {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "generator": gen.get_state(),
+        "step": progress.step,
+        "seconds": progress.seconds,
+    }
+    save_checkpoint(run.path / CHECKPOINT, state)
+
+
+class TrainLog:
+    """``train_log.csv``; on resume the rows logged after the checkpoint are dropped (redone)."""
+
+    def __init__(self, path: Path, step: int) -> None:
+        self.path = path
+        if step == 0 or not path.exists():
+            path.write_text(",".join(LOG_FIELDS) + "\n")
+            return
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("step") and int(r["step"]) <= step]
+        with open(path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, **row: Any) -> None:
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=LOG_FIELDS).writerow(row)
+
+
+# ---- the loop -------------------------------------------------------------------------------
 
 
 def train(
@@ -116,112 +227,97 @@ def train(
     progress: bool = True,
     stop_below: float | None = None,
 ) -> AlignmentTransformer:
-    """Train into `out` (``config.yaml``, ``checkpoint.pt``, ``train_log.csv``); resumes.
+    """Train into `out` (a run directory); resumes. Returns the model in eval mode.
 
-    ``seconds`` in the log is training wall time summed over resumed runs. With `stop_below`,
-    training stops at the first evaluation whose error at t is at or below it (time-to-target);
-    a later call with the same config resumes from there.
+    ``seconds`` in the log and the manifest is training wall time (evaluations included) summed
+    over resumed runs. With `stop_below`, training stops at the first evaluation whose error at
+    t = n-5 is at or below it (time-to-target); a later call with the same config goes on.
     """
     from tqdm import tqdm
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    saved = out / "config.yaml"
-    resolved = asdict(cfg)
-    if saved.exists() and yaml.safe_load(saved.read_text()) != resolved:
-        raise ValueError(f"{out} holds a model trained with another config; use another --out")
-    saved.write_text(yaml.safe_dump(resolved, sort_keys=False))
-    torch.manual_seed(cfg.seed)
-    model = AlignmentTransformer(cfg.model).to(cfg.device)
-    if cfg.recipe == "paper":
-        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    else:
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    resolve_device(cfg.device)
+    run = open_run(cfg, Path(out))
+    model, opt = build(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step = 0
-    done_s = 0.0  # training seconds before this call (from the checkpoint)
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=cfg.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["generator"])
-        step = int(state["step"])
-        done_s = float(state.get("seconds", 0.0))
-    log = out / "train_log.csv"
-    if step == 0 or not log.exists():
-        log.write_text("step,loss,lr,eval_error_t,seconds\n")
-    else:  # drop rows logged after the checkpoint we resume from (they are redone)
-        rows = log.read_text().splitlines()
-        kept = [rows[0]] + [r for r in rows[1:] if r and int(r.split(",")[0]) <= step]
-        log.write_text("\n".join(kept) + "\n")
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
-    m = cfg.model
-    start = time.perf_counter()
-    while step < cfg.steps:
+    done = resume(run, model, opt, gen, cfg)
+    log = TrainLog(run.path / LOG, done.step)
+    bar = tqdm(total=cfg.steps, initial=done.step, disable=not progress, unit="step")
+    start, step, err, reached = time.perf_counter(), done.step, None, False
+    while step < cfg.steps and not reached:
         lr = lr_at(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        batch = sample_task(
-            cfg.batch_size,
-            n_dims=m.n_dims,
-            n_points=m.n_points,
-            noise=cfg.train_noise,
-            generator=gen,
-        ).to(cfg.device)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            pred = model(batch.xs, batch.ys, batch.rs)
-        loss = pl_loss_prefixes(pred.float(), batch.ys, batch.rs, cfg.score)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.recipe != "paper" and cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        batch = next_batch(cfg, gen, step)
+        loss = float(train_step(model, opt, batch, cfg, lr))
         step += 1
         bar.update(1)
-        evaluated = ""
-        reached = False
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        evaluated = step % cfg.eval_every == 0 or step == cfg.steps
+        if evaluated:
             err = eval_error(model, cfg)
-            evaluated = f"{err:.4f}"
             reached = stop_below is not None and err <= stop_below
-            bar.set_postfix(loss=f"{loss.item():.3f}", err_t=evaluated)
-        seconds = done_s + time.perf_counter() - start
-        with open(log, "a") as fh:
-            csv.writer(fh).writerow(
-                [
-                    step,
-                    f"{loss.item():.5f}",
-                    f"{lr:.3g}",
-                    evaluated,
-                    f"{seconds:.2f}",
-                ]
-            )
+            bar.set_postfix(loss=f"{loss:.3f}", err_t=f"{err:.4f}")
+        now = Progress(step, done.seconds + time.perf_counter() - start)
+        log.write(
+            step=step,
+            loss=f"{loss:.5f}",
+            lr=f"{lr:.3g}",
+            examples=batch.ys.shape[1],
+            eval_error_t=f"{err:.4f}" if evaluated and err is not None else "",
+            seconds=f"{now.seconds:.2f}",
+        )
         if step % cfg.checkpoint_every == 0 or step == cfg.steps or reached:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "generator": gen.get_state(),
-                    "step": step,
-                    "seconds": seconds,
-                },
-                tmp,
-            )
-            tmp.replace(ckpt)
-        if reached:
-            break
+            save(run, model, opt, gen, now)
+        if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+            save_checkpoint(run.path / f"model_step{step}.pt", {"model": model.state_dict()})
     bar.close()
+    finish(run, cfg, step, reached)
     model.eval()
     return model
 
 
-def load_model(out: str | Path) -> tuple[AlignmentTransformer, TrainConfig]:
+def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool) -> None:
+    """Record the outcome in the manifest: steps, wall time, last evaluated error."""
+    rows = read_log(run.path)
+    evaluated = [r for r in rows if r["eval_error_t"] != ""]
+    summary: dict[str, Any] = {
+        "device": str(cfg.device),
+        "steps_done": step,
+        "seconds": float(rows[-1]["seconds"]) if rows else 0.0,
+        "eval_error_t": float(evaluated[-1]["eval_error_t"]) if evaluated else None,
+        "stopped_at_target": reached,
+    }
+    if step >= cfg.steps:
+        run.finish(**summary)
+    else:
+        run.write_json("manifest.json", {**run.manifest(), **summary})
+
+
+def read_log(model_dir: str | Path) -> list[dict[str, str]]:
+    """Rows of ``train_log.csv`` (strings; an empty file gives [])."""
+    path = Path(model_dir) / LOG
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load_model(
+    out: str | Path, *, device: str = "cpu", step: int | None = None
+) -> tuple[AlignmentTransformer, TrainConfig]:
+    """The trained model of a run directory (or its ``model_step<step>.pt`` snapshot, as the
+    official evaluation loads the step-2,500 checkpoint), in eval mode on `device`."""
     out = Path(out)
-    cfg = config_from_dict(yaml.safe_load((out / "config.yaml").read_text()))
-    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
-    model = AlignmentTransformer(cfg.model)
+    config_file = out / "config.yaml"
+    if not config_file.is_file():
+        raise ValueError(f"{out} is not a trained model directory (no config.yaml)")
+    data = _read_config(config_file)
+    data.pop("study", None)
+    data.pop("command", None)
+    try:
+        cfg = replace(config_from_dict(data), device=device)
+    except ValueError as exc:
+        raise ValueError(f"{config_file}: {exc}") from None
+    name = CHECKPOINT if step is None else f"model_step{step}.pt"
+    state = load_checkpoint(out / name, device=resolve_device(device))
+    model = AlignmentTransformer(cfg.model).to(device)
     model.load_state_dict(state["model"])
     model.eval()
-    return model, replace(cfg, device="cpu")
+    return model, cfg
