@@ -60,15 +60,21 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_pat
     assert reference.returncode == 0, reference.stderr
     rng = random.Random(7)
     killed = tmp_path / "killed"
-    for _ in range(3):
+    total = len(_answers(tmp_path / "ref"))
+    for kill in range(3):
+        before = len(_records_raw(killed)) if (killed / RECORDS).exists() else 0
         proc = subprocess.Popen(
             [sys.executable, "-m", "selfcorrect", *ARGS, "--out", str(killed)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(rng.uniform(1.0, 4.0))
+        # wait for progress (no fixed delay), then kill at a random moment of the next sample
+        _wait_for_records(proc, killed, before + 1)
+        time.sleep(rng.uniform(0.0, 0.1))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        on_disk = len(_records_raw(killed))
+        assert before < on_disk < total, f"kill {kill} did not land mid-run ({on_disk}/{total})"
     final = _cli(*ARGS, "--out", str(killed))
     assert final.returncode == 0, final.stderr
     assert _answers(killed) == _answers(tmp_path / "ref")  # 6 samples, each once, same text
