@@ -1,6 +1,7 @@
 """Throughput and latency of `selfcorrect serve` against the same CaC work done in process.
 
-For each concurrency c, the same N questions run twice, one after the other:
+For each concurrency c, the same N questions run twice, one after the other (the order
+alternates from one concurrency to the next, so neither side always goes first):
 
 - direct: the engine in this process (`Scheduler`, at most c conversations in flight, a new
   one admitted as soon as one finishes), latency = admission to finish;
@@ -8,8 +9,16 @@ For each concurrency c, the same N questions run twice, one after the other:
   with the official `openai` client, latency = request sent to reply read.
 
 Both sides run the same greedy CaC (1 round, self check) on the embedded model with the same
-llama.cpp thread count, and the served answers are checked against the direct ones. Overhead
-per request = served p50 latency - direct p50 latency at the same concurrency.
+llama.cpp thread count, each with one backend kept for the whole run and warmed up on questions
+that are not timed; the served answers are checked against the direct ones.
+
+Overhead: the server reports the model time of each request (`selfcorrect.model_seconds`, the
+wall time of the backend calls its turns came from); the direct side sums the same per turn.
+Latency minus model time is what each side adds beyond the model (scheduling, and for the
+server HTTP, JSON and the client); served minus direct at the p50 is the server's overhead.
+That reads cleanly at concurrency 1. Above it, a served request that arrives while a step is
+running waits for the next step boundary (the direct side admits its next question exactly at
+one), so the difference there is mostly that wait; throughput is the measure at c > 1.
 
     .venv/bin/python bench/bench_serve.py --n 64 --concurrency 1,8,32,64 --out bench/results/serve.json
 """
@@ -27,7 +36,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from selfcorrect.backends.base import GenParams, get_backend
+from selfcorrect.backends.base import Backend, GenParams, get_backend
 from selfcorrect.cac.checks import SelfCheck
 from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.engine import CaCConfig, Scheduler
@@ -35,9 +44,18 @@ from selfcorrect.cac.engine import CaCConfig, Scheduler
 TOKENS = 16
 
 
-def questions(n: int) -> list[str]:
+def questions(n: int, tag: str = "#") -> list[str]:
     topics = ["a prime number", "the sea", "a red fruit", "the moon", "a verb", "water", "Paris"]
-    return [f"In one sentence, what is {topics[i % len(topics)]}? (#{i})" for i in range(n)]
+    return [f"In one sentence, what is {topics[i % len(topics)]}? ({tag}{i})" for i in range(n)]
+
+
+def model_seconds(conv: Conversation) -> float:
+    """Wall time of the backend calls this conversation's model turns came from."""
+    return sum(
+        t.batch_seconds
+        for t in conv.turns
+        if t.role == "assistant" and t.kind in ("answer", "reasoning", "check")
+    )
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,8 +63,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def direct(qs: list[str], window: int, threads: int) -> dict:
-    backend = get_backend("llamacpp/smollm2", n_threads=threads)
+def direct(backend: Backend, qs: list[str], window: int) -> dict:
     params = GenParams(max_new_tokens=TOKENS)
     check = SelfCheck(params=params)
     config = CaCConfig(rounds=1, answer=params, reanswer=params)
@@ -54,6 +71,7 @@ def direct(qs: list[str], window: int, threads: int) -> dict:
     pending = list(enumerate(qs))
     admitted: dict[str, float] = {}
     latency: list[float] = []
+    beyond: list[float] = []
     answers: dict[int, str] = {}
     start = time.perf_counter()
     while pending or scheduler.jobs:
@@ -64,10 +82,17 @@ def direct(qs: list[str], window: int, threads: int) -> dict:
             scheduler.add(conv, check, config)
         for conv in scheduler.step():
             latency.append(time.perf_counter() - admitted[conv.id])
+            beyond.append(latency[-1] - model_seconds(conv))
             final = conv.final_answer()
             answers[int(conv.id)] = final.content if final else ""
     wall = time.perf_counter() - start
-    return {"wall_s": wall, "latencies": latency, "answers": [answers[i] for i in range(len(qs))]}
+    return {
+        "wall_s": wall,
+        "latencies": latency,
+        "beyond_model": beyond,
+        "answers": [answers[i] for i in range(len(qs))],
+        "failures": [],
+    }
 
 
 def start_server(port: int, threads: int) -> subprocess.Popen:
@@ -110,6 +135,7 @@ def served(qs: list[str], concurrency: int, port: int) -> dict:
     todo = list(enumerate(qs))
     lock = threading.Lock()
     latency: list[float] = []
+    beyond: list[float] = []
     answers: dict[int, str] = {}
     failures: list[str] = []
 
@@ -131,8 +157,10 @@ def served(qs: list[str], concurrency: int, port: int) -> dict:
                 with lock:
                     failures.append(f"{i}: {exc}")
                 continue
+            took = time.perf_counter() - t0
             with lock:
-                latency.append(time.perf_counter() - t0)
+                latency.append(took)
+                beyond.append(took - r.model_extra["selfcorrect"]["model_seconds"])
                 answers[i] = r.choices[0].message.content or ""
 
     start = time.perf_counter()
@@ -145,6 +173,7 @@ def served(qs: list[str], concurrency: int, port: int) -> dict:
     return {
         "wall_s": wall,
         "latencies": latency,
+        "beyond_model": beyond,
         "answers": [answers.get(i) for i in range(len(qs))],
         "failures": failures,
     }
@@ -157,6 +186,7 @@ def summarise(run: dict, n: int) -> dict:
         "requests_per_s": round(n / run["wall_s"], 3),
         "p50_s": round(percentile(lat, 0.5), 3),
         "p95_s": round(percentile(lat, 0.95), 3),
+        "beyond_model_p50_ms": round(1000 * percentile(run["beyond_model"], 0.5), 2),
         "completed": len(lat),
     }
 
@@ -171,14 +201,24 @@ def main() -> None:
     args = ap.parse_args()
     qs = questions(args.n)
     rows = []
+    backend = get_backend("llamacpp/smollm2", n_threads=args.threads)
     proc = start_server(args.port, args.threads)
     try:
-        for c in [int(x) for x in args.concurrency.split(",")]:
-            d = direct(qs, c, args.threads)
-            s = served(qs, c, args.port)
+        warm = questions(4, tag="warm-up ")
+        direct(backend, warm, 4)
+        served(warm, 4, args.port)
+        for k, c in enumerate(int(x) for x in args.concurrency.split(",")):
+            order = ("direct", "served") if k % 2 == 0 else ("served", "direct")
+            runs = {}
+            for side in order:
+                runs[side] = (
+                    direct(backend, qs, c) if side == "direct" else served(qs, c, args.port)
+                )
+            d, s = runs["direct"], runs["served"]
             same = sum(a == b for a, b in zip(d["answers"], s["answers"], strict=True))
             row = {
                 "concurrency": c,
+                "first": order[0],
                 "direct": summarise(d, args.n),
                 "served": summarise(s, args.n),
                 "served_failures": len(s["failures"]),
@@ -187,8 +227,11 @@ def main() -> None:
             row["throughput_ratio"] = round(
                 row["served"]["requests_per_s"] / row["direct"]["requests_per_s"], 3
             )
-            row["p50_overhead_ms"] = round(
+            row["p50_latency_difference_ms"] = round(
                 1000 * (row["served"]["p50_s"] - row["direct"]["p50_s"]), 1
+            )
+            row["p50_overhead_ms"] = round(
+                row["served"]["beyond_model_p50_ms"] - row["direct"]["beyond_model_p50_ms"], 2
             )
             rows.append(row)
             print(json.dumps(row), flush=True)

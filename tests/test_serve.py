@@ -102,6 +102,8 @@ def test_plain_completion_carries_every_round_and_summed_usage(server):
     assert sc["kept_round"] == 1 and sc["check"] == "self" and sc["rounds"][0]["check"]
     assert r.usage.completion_tokens == sum(t["completion_tokens"] for t in sc["turns"])
     assert r.usage.prompt_tokens == sum(t["prompt_tokens"] for t in sc["turns"])
+    assert all(t["seconds"] > 0 for t in sc["turns"])
+    assert sc["model_seconds"] == pytest.approx(sum(t["seconds"] for t in sc["turns"]), abs=1e-3)
     records = [json.loads(line) for line in (audit / "records.jsonl").read_text().splitlines()]
     assert any(
         rec["id"] == r.id and rec["final_answer"] == r.choices[0].message.content for rec in records

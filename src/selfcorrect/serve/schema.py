@@ -235,6 +235,11 @@ def cac_summary(conv: Conversation, *, check: str, final_policy: str) -> dict[st
     answers = conv.answers()
     checks = {t.round: t for t in conv.checks()}
     kept = conv.final_answer()
+    calls = [
+        t
+        for t in conv.turns
+        if t.role == "assistant" and t.kind in ("answer", "reasoning", "check")
+    ]
     rounds = []
     for answer in answers:
         checked = checks.get(answer.round + 1)
@@ -251,6 +256,9 @@ def cac_summary(conv: Conversation, *, check: str, final_policy: str) -> dict[st
         "final": final_policy,
         "kept_round": kept.round if kept else None,
         "rounds": rounds,
+        # wall time of the backend calls this request's turns came from (a call shared by the
+        # requests batched with it counts for each of them); latency minus this is serving time
+        "model_seconds": round(sum(t.batch_seconds for t in calls), 4),
         "turns": [
             {
                 "kind": t.kind,
@@ -260,9 +268,9 @@ def cac_summary(conv: Conversation, *, check: str, final_policy: str) -> dict[st
                 "source": t.source,
                 "prompt_tokens": t.prompt_tokens,
                 "completion_tokens": t.completion_tokens,
+                "seconds": round(t.batch_seconds, 4),
             }
-            for t in conv.turns
-            if t.role == "assistant" and t.kind in ("answer", "reasoning", "check")
+            for t in calls
         ],
     }
 
