@@ -131,6 +131,31 @@ def figure_cmd(
     typer.echo(f"wrote {panel_dir}/curves.csv and figure_{panel}.png/.svg")
 
 
+@app.command("summary")
+def summary_cmd(
+    root: Path = typer.Argument(
+        ..., help="A preset's panel root, e.g. runs/theory/paper (holds 2a/ .. 2f/)."
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write the Markdown to this file."),
+) -> None:
+    """The paper-scale table and one verdict per claim of the paper, from the panels run so far."""
+    from selfcorrect.theory.verdicts import load_panels, table, verdict_lines, verdicts
+
+    if not root.is_dir():
+        raise typer.BadParameter(f"{root} is not a directory", param_hint="ROOT")
+    panels = load_panels(root)
+    if not panels:
+        raise typer.BadParameter(
+            f"no finished panel under {root} (run `selfcorrect theory figure 2a ...` first)",
+            param_hint="ROOT",
+        )
+    text = table(panels) + "\n\n" + verdict_lines(verdicts(panels)) + "\n"
+    typer.echo(text, nl=False)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+
+
 @app.command("construct")
 def construct_cmd(
     d: int = typer.Option(5, "--d", min=1),
