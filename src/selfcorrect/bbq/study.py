@@ -17,7 +17,7 @@ from selfcorrect.bbq.records import BBQRecord, RoundResult
 from selfcorrect.cac.checks import Check, CheckSettings, OracleStopCheck, make_check
 from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.engine import CaCConfig
-from selfcorrect.cac.runner import run_samples
+from selfcorrect.cac.runner import finish_study, run_samples, token_totals
 from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain
@@ -240,30 +240,8 @@ def run_bbq(
     metrics = compute_metrics([BBQRecord.from_dict(r) for r in records], seed=cfg.seed).to_dict()
     metrics["data_problems"] = [str(p) for p in problems]
     metrics["failed"] = len(wanted) - len(records)
-    metrics["tokens"] = _token_totals(records)
+    metrics["tokens"] = token_totals(records)
     metrics["wall_seconds"] = round(counts.wall_seconds, 3)
     if cfg.stop == "oracle":
         metrics["stopped_early"] = sum(r.get("stopped_at") is not None for r in records)
-    run.write_json("metrics.json", metrics)
-    run.finish(**counts.as_dict(), failed_total=metrics["failed"])
-    if plots and records:
-        from selfcorrect.report import build_report
-
-        build_report(run.path)
-    return metrics
-
-
-def _token_totals(records: list[dict[str, Any]]) -> dict[str, float]:
-    turns = [
-        t
-        for r in records
-        for t in r.get("turns", [])
-        if t["role"] == "assistant" and t["source"] == "model"
-    ]
-    return {
-        "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
-        "completion_tokens": sum(t["completion_tokens"] for t in turns),
-        "cached_tokens": sum(t["cached_tokens"] for t in turns),
-        # summed per-request time; with concurrent requests it exceeds the wall time
-        "request_seconds": round(sum(t["seconds"] for t in turns), 3),
-    }
+    return finish_study(run, metrics, counts, report=plots and bool(records))

@@ -95,3 +95,36 @@ def run_samples(
         counts.wall_seconds = time.perf_counter() - start
         bar.close()
     return counts
+
+
+def is_model_call(turn: dict[str, Any]) -> bool:
+    """A recorded turn that a model generated: the answerer's or a checker model's."""
+    return turn["role"] == "assistant" and (
+        turn["source"] == "model" or turn["source"].startswith("checker:")
+    )
+
+
+def token_totals(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Prompt, generated and reused tokens and summed request seconds of every model call
+    (answerer and checker models alike) in the records."""
+    turns = [t for r in records for t in r.get("turns", []) if is_model_call(t)]
+    return {
+        "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
+        "completion_tokens": sum(t["completion_tokens"] for t in turns),
+        "cached_tokens": sum(t["cached_tokens"] for t in turns),
+        # summed per-request time; with concurrent requests it exceeds the wall time
+        "request_seconds": round(sum(t["seconds"] for t in turns), 3),
+    }
+
+
+def finish_study(
+    run: RunDir, metrics: dict[str, Any], counts: RunCounts, *, report: bool
+) -> dict[str, Any]:
+    """Write metrics.json, close the run with its counts, render the report if asked."""
+    run.write_json("metrics.json", metrics)
+    run.finish(**counts.as_dict(), failed_total=metrics["failed"])
+    if report:
+        from selfcorrect.report import build_report
+
+        build_report(run.path)
+    return metrics

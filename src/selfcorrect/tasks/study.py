@@ -23,7 +23,7 @@ from selfcorrect.backends.base import Backend, GenParams, describe_backend, get_
 from selfcorrect.cac.checks import Check, CheckSettings, OracleStopCheck, make_check
 from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cac.engine import CaCConfig
-from selfcorrect.cac.runner import run_samples
+from selfcorrect.cac.runner import finish_study, run_samples, token_totals
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain
 from selfcorrect.tasks import prompts as P
@@ -302,26 +302,4 @@ def run_task(
         tokens=token_totals(records),
         wall_seconds=round(counts.wall_seconds, 3),
     )
-    run.write_json("metrics.json", metrics)
-    run.finish(**counts.as_dict(), failed_total=metrics["failed"])
-    if plots and records:
-        from selfcorrect.report import build_report
-
-        build_report(run.path)
-    return metrics
-
-
-def token_totals(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Prompt, generated and reused tokens and summed request seconds of every model turn."""
-    turns = [
-        t
-        for r in records
-        for t in r.get("turns", [])
-        if t["role"] == "assistant" and t["source"] != "template" and t["source"] != "oracle"
-    ]
-    return {
-        "prompt_tokens": sum(t["prompt_tokens"] for t in turns),
-        "completion_tokens": sum(t["completion_tokens"] for t in turns),
-        "cached_tokens": sum(t["cached_tokens"] for t in turns),
-        "request_seconds": round(sum(t["seconds"] for t in turns), 3),
-    }
+    return finish_study(run, metrics, counts, report=plots and bool(records))
