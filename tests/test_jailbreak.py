@@ -305,3 +305,28 @@ def test_failed_behaviours_are_counted_not_dropped(tmp_path):
     assert saved["failed"] == 1 and saved["defenses"]["none"]["n_failed"] == 1
     again = run_defend(cfg, prompts, tmp_path / "f", backend=tiny, progress=False)
     assert again.failed == 1 and again.defenses["none"].n == 1
+
+
+def test_a_moved_attack_directory_resumes_but_other_prompts_are_refused(tmp_path, smollm2):
+    """The attack directory's path is noted, not part of the run's identity; the prompts are."""
+    from dataclasses import replace
+
+    from selfcorrect.runfiles import RunDirError
+
+    prompt = {"id": "p1", "goal": "Say hi", "prompt": "Say hi", "attack": "gcg"}
+    cfg = DefendConfig(
+        defenses=("none",),
+        judges=("refusal",),
+        max_new_tokens=4,
+        harmless=False,
+        sources=("/old/place/attacks",),
+    )
+    run_defend(cfg, [prompt], tmp_path / "d", backend=smollm2, progress=False)
+    moved = replace(cfg, sources=("/new/place/attacks",))
+    again = run_defend(moved, [prompt], tmp_path / "d", backend=smollm2, progress=False)
+    assert again.defenses["none"].n == 1
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["sources"] == ["/new/place/attacks"]
+    other = {**prompt, "prompt": "Say bye"}
+    with pytest.raises(RunDirError, match="different inputs"):
+        run_defend(moved, [other], tmp_path / "d", backend=smollm2, progress=False)

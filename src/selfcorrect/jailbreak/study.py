@@ -64,7 +64,9 @@ class DefendConfig:
     seed: int = 0
     base_url: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
-    sources: tuple[str, ...] = ()  # attack directories read (recorded for the run's identity)
+    # attack directories read: noted in the manifest, not part of the run's identity (the
+    # prompts' fingerprint is), so a moved attack directory still resumes
+    sources: tuple[str, ...] = ()
 
 
 def harmless_requests(limit: int | None = None, which: str = "xstest") -> list[dict[str, Any]]:
@@ -127,7 +129,7 @@ def run_defend(
         out,
         study="jailbreak-defend",
         config={
-            **cfg.__dict__,
+            **{k: v for k, v in cfg.__dict__.items() if k != "sources"},
             "family_resolved": family,
             "check_prompt_name": check_name,
             "check_prompt_text": check_text,
@@ -145,7 +147,7 @@ def run_defend(
         },
     )
     base = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
-    run.note(backend=describe_backend(base))
+    run.note(backend=describe_backend(base), sources=list(cfg.sources))
     cache: dict[str, Any] = {cfg.model: base}
     judges = [make_judge(j, backends=cache) for j in cfg.judges]
     classifier = make_classifier(cfg.over_refusal_judge, backends=cache) if cfg.harmless else None
