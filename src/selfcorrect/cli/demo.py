@@ -9,7 +9,6 @@ any study.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -79,14 +78,9 @@ def demo(
 
 
 def _construction(out: Path) -> None:
-    from selfcorrect.report.plots import construction_plots
-    from selfcorrect.theory.construct_study import error_table, noise_sweep
+    from selfcorrect.theory.construct_study import run_construction
 
-    table = error_table(steps=(1, 3), betas=(10, 100, 1e3, 1e4), n_problems=100)
-    table["noise"] = noise_sweep()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "construct.json").write_text(json.dumps(table, indent=2) + "\n")
-    construction_plots(table, out)
+    table = run_construction(out, betas=(10, 100, 1e3, 1e4), n_problems=100)
     best = min(r["max_abs_error"] for r in table["by_beta"] if r["steps"] == 3)
     typer.echo(
         f"max |constructed TF - explicit GD| after 3 steps, 100 problems, float64: {best:.1e}"
