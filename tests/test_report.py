@@ -123,3 +123,34 @@ def test_report_renders_in_headless_chromium(two_runs, tmp_path):
         timeout=120,
     )
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_figure_2a_and_2b_carry_the_papers_reference_points(tmp_path, monkeypatch):
+    """Panels are drawn with the original artifacts' numbers beside ours, also when a report
+    redraws them from a run directory; other panels have none."""
+    import selfcorrect.report.plots as plots
+    from selfcorrect.report.build import draw
+    from selfcorrect.theory.evaluate import write_curves
+
+    legends: dict[str, list[str]] = {}
+
+    def capture(fig, out, name):
+        legends[name] = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        plots._plt().close(fig)
+        return []
+
+    monkeypatch.setattr(plots, "save", capture)
+    for panel in ("2a", "2b", "2d"):
+        folder = tmp_path / panel
+        rows = [
+            {"predictor": "TF", "noise": 0.0, "t": t, "error": 0.3, "stderr": 0.01} for t in (2, 15)
+        ]
+        write_curves(rows, folder / "curves.csv")
+        (folder / "config.yaml").write_text(f"study: theory-panel\npanel: {panel}\n")
+        draw(folder)
+    assert (
+        "paper TF (original artifacts)" in legends["figure_2a"]
+        and "paper GD" in legends["figure_2a"]
+    )
+    assert "paper TF, p = 0.5" in legends["figure_2b"]
+    assert legends["figure_2d"] == ["TF"]

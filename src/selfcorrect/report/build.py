@@ -96,10 +96,17 @@ def _draw_construct(folder: Path) -> None:
 def _draw_theory(folder: Path) -> None:
     from selfcorrect.report.plots import theory_panel
     from selfcorrect.theory.evaluate import read_curves
+    from selfcorrect.theory.figures import PANELS, PAPER_REFERENCES
 
     config = _config(folder)
     panel = str(config.get("panel") or folder.name)
-    theory_panel(read_curves(folder / "curves.csv"), panel, str(config.get("title") or ""), folder)
+    theory_panel(
+        read_curves(folder / "curves.csv"),
+        panel,
+        str(config.get("title") or PANELS.get(panel, "")),
+        folder,
+        references=PAPER_REFERENCES.get(panel, []),
+    )
 
 
 def _draw_training(folder: Path) -> None:

@@ -5,6 +5,7 @@ Palette: Okabe-Ito (colour-blind safe). Every axis is labelled, every line named
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,15 @@ def ablation_plot(summary: dict[str, Any], out: Path) -> list[Path]:
     return save(fig, out, f"ablation_{kind.replace('-', '_')}")
 
 
-def theory_panel(rows: list[dict[str, Any]], panel: str, title: str, out: Path) -> list[Path]:
-    """Error vs number of in-context examples, one line per predictor (and noise level)."""
+def theory_panel(
+    rows: list[dict[str, Any]],
+    panel: str,
+    title: str,
+    out: Path,
+    references: Sequence[tuple[str, Mapping[int, float]]] = (),
+) -> list[Path]:
+    """Error vs number of in-context examples, one line per predictor (and noise level), and
+    published reference points (label, {t: error}) as hollow markers."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 4))
     keys: list[tuple[str, float]] = []
@@ -249,6 +257,17 @@ def theory_panel(rows: list[dict[str, Any]], panel: str, title: str, out: Path) 
             capsize=2,
             color=OKABE_ITO[i % len(OKABE_ITO)],
             label=label,
+        )
+    for j, (name, points) in enumerate(references):
+        ts = sorted(points)
+        ax.plot(
+            ts,
+            [points[t] for t in ts],
+            ls="none",
+            marker="os"[j % 2],
+            mfc="none",
+            color="black",
+            label=name,
         )
     from matplotlib.ticker import MaxNLocator
 

@@ -35,6 +35,15 @@ STUDY = "theory-panel"
 REPORT_T = (2, 5, 10, 15)
 GD_LABEL = "GD (50 Adam steps, lr 0.1)"
 
+# The original code's artifacts (PAPER.md section 3: default model, 256 sequences), drawn beside
+# our curves and listed in `theory summary`: t -> error.
+PAPER_TF = {2: 0.519, 3: 0.370, 5: 0.336, 10: 0.307, 15: 0.297}
+PAPER_GD = {2: 0.385, 3: 0.346, 5: 0.328, 10: 0.306, 15: 0.298}
+PAPER_REFERENCES: dict[str, list[tuple[str, dict[int, float]]]] = {
+    "2a": [("paper TF (original artifacts)", PAPER_TF), ("paper GD", PAPER_GD)],
+    "2b": [("paper TF, p = 0.5", {15: 0.624}), ("paper GD, p = 0.5", {15: 0.467})],
+}
+
 
 @dataclass(frozen=True)
 class PanelGrid:
@@ -237,7 +246,13 @@ def run_panel(
     run.write_json("metrics.json", panel_metrics(rows, training))
     from selfcorrect.report.plots import theory_panel
 
-    theory_panel(read_curves(run.path / "curves.csv"), panel, PANELS[panel], run.path)
+    theory_panel(
+        read_curves(run.path / "curves.csv"),
+        panel,
+        PANELS[panel],
+        run.path,
+        references=PAPER_REFERENCES.get(panel, []),
+    )
     from selfcorrect.report.html import render_report
 
     render_report([run.path], run.path / "report.html", title=f"Figure {panel}: {PANELS[panel]}")

@@ -25,16 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfcorrect.theory.figures import GD_LABEL, PANELS, REPORT_T
+from selfcorrect.theory.figures import GD_LABEL, PANELS, PAPER_GD, PAPER_TF, REPORT_T
 
 T_END = "15"
 TRACK_GAP = 0.05
 Z = 2.0
 
-# The original code's artifacts (PAPER.md section 3): default model, 256 sequences, p = 0.
-PAPER_TF = {"2": 0.519, "5": 0.336, "10": 0.307, "15": 0.297}
-PAPER_GD = {"2": 0.385, "5": 0.328, "10": 0.306, "15": 0.298}
-PAPER_NOISE_T15 = {"0.5": (0.624, 0.467)}  # p -> (TF, GD)
+PAPER_NOISE_T15 = {"0.5": (0.624, 0.467)}  # p -> (TF, GD), the original code's artifacts
 
 
 @dataclass(frozen=True)
@@ -233,7 +230,7 @@ def table(panels: dict[str, Metrics]) -> str:
                 )
         if panel == "2a":
             for name, ref in (("paper TF (original artifacts)", PAPER_TF), ("paper GD", PAPER_GD)):
-                cells = [f"{ref[t]:.3f}" for t in ts]
+                cells = [f"{ref[int(t)]:.3f}" for t in ts]
                 lines.append(f"| 2a | {name} | 0 | " + " | ".join(cells) + " | | |")
         if panel == "2b":
             for p, (tf, gd) in PAPER_NOISE_T15.items():
