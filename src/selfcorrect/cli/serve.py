@@ -34,6 +34,15 @@ def serve(
     max_in_flight: int = typer.Option(
         64, "--max-in-flight", min=1, help="Conversations advanced together (more wait)."
     ),
+    batch_window_ms: float = typer.Option(
+        0.0,
+        "--batch-window-ms",
+        min=0,
+        max=10_000,
+        help="When idle, wait this long for more requests before the first step, so a burst "
+        "shares its first backend call (helps batched and HTTP upstreams; adds up to this much "
+        "latency to a lone request).",
+    ),
     served_model_name: list[str] = typer.Option(
         None, "--served-model-name", help="Name(s) clients use (default: the model spec)."
     ),
@@ -75,6 +84,7 @@ def serve(
         max_tokens=max_tokens,
         check_max_tokens=check_max_tokens,
         max_in_flight=max_in_flight,
+        batch_window_ms=batch_window_ms,
         served_names=tuple(served_model_name or ()),
         base_url=base_url,
         backend_options=options,
@@ -99,7 +109,12 @@ def serve(
         )
         run.note(backend=describe_backend(backend))
     audit = AuditLog(run)
-    batcher = Batcher(backend, max_in_flight=max_in_flight, on_finish=audit.finished)
+    batcher = Batcher(
+        backend,
+        max_in_flight=max_in_flight,
+        on_finish=audit.finished,
+        window=batch_window_ms / 1000,
+    )
     app = create_app(CaCService(config, batcher, checker=checker, audit=audit), api_key=api_key)
     typer.echo(
         f"serving Check as Context on http://{host}:{port}/v1 (model {config.names[0]}, "

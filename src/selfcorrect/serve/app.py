@@ -57,6 +57,7 @@ class ServeConfig:
     max_tokens: int = 256
     check_max_tokens: int = 256
     max_in_flight: int = 64
+    batch_window_ms: float = 0.0
     max_body_bytes: int = MAX_BODY_BYTES
     served_names: tuple[str, ...] = ()
     base_url: str | None = None
@@ -72,6 +73,8 @@ class ServeConfig:
         for name in ("max_tokens", "check_max_tokens", "max_in_flight", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.batch_window_ms <= 10_000:
+            raise ValueError(f"batch_window_ms must be 0..10000, got {self.batch_window_ms}")
 
     @property
     def names(self) -> tuple[str, ...]:

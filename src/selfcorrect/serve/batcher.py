@@ -5,6 +5,10 @@ conversation and await the result; between two steps the worker takes in every r
 arrived, so concurrent requests share backend calls round by round (batched backends stay full,
 an HTTP upstream gets them concurrently). A finished conversation is passed to `on_finish`
 (the audit log) before its request is answered, so a record is on disk before the reply leaves.
+
+`window` (seconds, default 0): when a request wakes an idle worker, the worker waits this long
+for others before the first step, so a burst of simultaneous requests shares its first backend
+call instead of the first one going alone and the rest joining a step later.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,9 +44,13 @@ class Batcher:
         *,
         max_in_flight: int = 64,
         on_finish: Callable[[Conversation], None] | None = None,
+        window: float = 0.0,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
+        if not 0 <= window <= 10:
+            raise ValueError(f"window must be between 0 and 10 seconds, got {window}")
+        self.window = window
         self.scheduler = Scheduler(backend)
         self.max_in_flight = max_in_flight
         self.on_finish = on_finish
@@ -82,6 +91,8 @@ class Batcher:
         while True:
             block = not self._in_flight and not self._waiting and not stopping
             stopping = self._take(block=block) or stopping
+            if block and self.window > 0 and not stopping:
+                stopping = self._gather(time.monotonic() + self.window)
             self._admit()
             if not self._in_flight:
                 if stopping and self._inbox.empty():
@@ -119,6 +130,22 @@ class Batcher:
         except queue.Empty:
             pass
         return stop
+
+    def _gather(self, deadline: float) -> bool:
+        """Take what arrives until `deadline` (or until there is enough for a full step);
+        True when asked to stop."""
+        while len(self._waiting) < self.max_in_flight:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                item = self._inbox.get(timeout=left)
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            self._waiting.append(item)
+        return False
 
     def _admit(self) -> None:
         while self._waiting and len(self._in_flight) < self.max_in_flight:
