@@ -187,3 +187,64 @@ def test_theory_commands_end_to_end(tmp_path):
     )
     log = (tmp_path / "s" / "train_log.csv").read_text().splitlines()
     assert len(log) == 3  # header + steps 1-2: stopped at the first evaluation (error < 2)
+
+
+TINY_SETS = [
+    "steps=2",
+    "batch_size=4",
+    "eval_size=4",
+    "eval_every=2",
+    "model.n_layer=1",
+    "model.n_embd=16",
+    "model.n_head=2",
+]
+
+
+def test_train_all_trains_every_distinct_model_once_in_workers_and_reuses_them(tmp_path):
+    """Every distinct model of 2a-2f (the base once, though four panels use it), trained in two
+    worker processes; a second call trains nothing."""
+    from selfcorrect.theory.figures import all_models, train_all
+
+    done: list[str] = []
+    train_all("quick", tmp_path, sets=TINY_SETS, jobs=2, on_done=lambda n, s: done.append(n))
+    models = sorted(p.name for p in (tmp_path / "models").iterdir())
+    # base (1 layer, 16 wide) + depths 2, 3, 4 + linear + heads 1-4 at 32 per head + no FFN
+    assert len(models) == 10 == len(done) == len(all_models("quick", TINY_SETS))
+    assert all((tmp_path / "models" / m / "checkpoint.pt").exists() for m in models)
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("models/*/checkpoint.pt")}
+    train_all("quick", tmp_path, sets=TINY_SETS, jobs=1)
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("models/*/checkpoint.pt")} == stamps
+
+
+@pytest.mark.slow
+def test_theory_panels_command_draws_all_panels_and_the_summary(tmp_path):
+    import subprocess
+    import sys
+
+    sets = [x for s in TINY_SETS for x in ("--set", s)]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfcorrect",
+            "theory",
+            "panels",
+            "--preset",
+            "quick",
+            *sets,
+            "--jobs",
+            "2",
+            "--out",
+            str(tmp_path),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    root = tmp_path / "quick"
+    for panel in ("2a", "2b", "2c", "2d", "2e", "2f"):
+        assert (root / panel / f"figure_{panel}.png").exists()
+    summary = (root / "summary.md").read_text()
+    assert "**TF tracks GD** (2a):" in summary and "| 2f | without FFN |" in summary

@@ -131,6 +131,48 @@ def figure_cmd(
     typer.echo(f"wrote {panel_dir}/curves.csv and figure_{panel}.png/.svg")
 
 
+@app.command("panels")
+def panels_cmd(
+    preset: str = typer.Option("paper", "--preset", "-p"),
+    set_: list[str] = typer.Option(None, "--set", help="Overrides for every model."),
+    out: Path = typer.Option(
+        Path("runs/theory"), "--out", "-o", help="Root: models/ are shared by panels."
+    ),
+    jobs: int = typer.Option(
+        1, "--jobs", "-j", min=1, help="Models trained at once, each in its own process."
+    ),
+    threads: int = typer.Option(1, "--threads", min=1, help="torch threads per model."),
+    device: str = DEVICE,
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train every model of Figure 2 (resumes), then draw 2a-2f and write the summary."""
+    from selfcorrect.theory.figures import PANELS, all_models, run_panel, train_all
+    from selfcorrect.theory.verdicts import load_panels, table, verdict_lines, verdicts
+
+    root = out / preset
+    models = all_models(preset, set_)
+    typer.echo(f"{len(models)} models under {root}/models, {jobs} at a time", err=True)
+    train_all(
+        preset,
+        root,
+        sets=set_,
+        jobs=jobs,
+        threads=threads,
+        device=device,
+        on_done=lambda name, seconds: typer.echo(
+            f"trained {name}: {seconds / 60:.1f} min of training", err=True
+        ),
+    )
+    _threads(threads * jobs)
+    for panel in PANELS:
+        run_panel(panel, preset, root, sets=set_, progress=not quiet, device=device)
+    panels = load_panels(root)
+    text = table(panels) + "\n\n" + verdict_lines(verdicts(panels)) + "\n"
+    (root / "summary.md").write_text(text, encoding="utf-8")
+    typer.echo(text, nl=False)
+    typer.echo(f"wrote {root}/2a .. 2f and {root}/summary.md", err=True)
+
+
 @app.command("summary")
 def summary_cmd(
     root: Path = typer.Argument(

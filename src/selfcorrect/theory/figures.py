@@ -270,3 +270,72 @@ def panel_metrics(
             by_noise = errors.setdefault(str(r["predictor"]), {}).setdefault(f"{r['noise']:g}", {})
             by_noise[str(r["t"])] = [round(float(r["error"]), 4), round(float(r["stderr"]), 4)]
     return {"t": list(REPORT_T), "error_stderr": errors, "training": training}
+
+
+def all_models(preset: str, sets: list[str] | None = None) -> list[tuple[str, TrainConfig]]:
+    """Every distinct model the six panels need (panel/label, config), the base model first and
+    the cheapest next, so a partial run finishes as many models as it can."""
+    base, grid = load_preset(preset, sets), load_grid(preset)
+    seen: dict[str, tuple[str, TrainConfig]] = {}
+    for panel in PANELS:
+        for label, cfg in variants(panel, base, grid):
+            seen.setdefault(model_dir(Path("."), cfg).name, (f"{panel}: {label}", cfg))
+
+    def cost(cfg: TrainConfig) -> float:
+        m = cfg.model
+        return m.n_layer * m.n_embd**2 * (1.0 if m.ffn else 0.4)
+
+    models = list(seen.values())
+    return models[:1] + sorted(models[1:], key=lambda item: cost(item[1]))
+
+
+def _train_in_process(cfg: TrainConfig, out: Path, threads: int) -> tuple[str, float]:
+    import torch
+
+    torch.set_num_threads(threads)
+    train(cfg, out, progress=False)
+    from selfcorrect.runs import RunDir
+
+    return out.name, float(RunDir(out, {}).manifest().get("seconds") or 0.0)
+
+
+def train_all(
+    preset: str,
+    out: str | Path,
+    *,
+    sets: list[str] | None = None,
+    jobs: int = 1,
+    threads: int = 1,
+    device: str | None = None,
+    on_done: typing.Callable[[str, float], None] | None = None,
+) -> list[Path]:
+    """Train (or resume, or reuse) every model of every panel, `jobs` processes at a time, each
+    with `threads` torch threads. A model that fails is reported and the others go on; a second
+    call resumes. Returns the model directories that are complete."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    root = Path(out)
+    models = all_models(preset, sets)
+    if device is not None:
+        models = [(label, replace(cfg, device=device)) for label, cfg in models]
+    done: list[Path] = []
+    failures: list[str] = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(_train_in_process, cfg, model_dir(root, cfg), threads): (label, cfg)
+            for label, cfg in models
+        }
+        for future in as_completed(futures):
+            label, cfg = futures[future]
+            try:
+                name, seconds = future.result()
+            except Exception as exc:  # one broken model must not stop the others
+                failures.append(f"{label}: {exc}")
+                continue
+            done.append(model_dir(root, cfg))
+            if on_done is not None:
+                on_done(f"{label} ({name})", seconds)
+    if failures:
+        raise RuntimeError(f"{len(failures)} model(s) failed: " + "; ".join(failures))
+    return done
