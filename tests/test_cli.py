@@ -104,16 +104,15 @@ def test_backend_options_pass_through_and_unknown_ones_are_named():
     assert bad.returncode == 2 and "unexpected keyword argument 'foo'" in bad.stderr
 
 
-def test_the_demo_construction_is_a_run_directory_and_reruns(tmp_path, capsys):
+def test_the_demo_construction_is_a_run_directory(tmp_path, capsys):
     """The demo's theory part goes through RunDir like every other run: config.yaml names the
-    study, a second demo resumes it, and the report recognises it by its study."""
+    study and the report recognises it by its study (rerunning is run_construction's test)."""
     import yaml
 
     from selfcorrect.cli.demo import _construction
     from selfcorrect.report.build import kind_of
 
     out = tmp_path / "construct"
-    _construction(out)
     _construction(out)
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["study"] == "construct" and config["betas"] == [10, 100, 1000.0, 10000.0]
