@@ -94,15 +94,22 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return [rec for _, rec in read_records_with_lines(path)]
 
 
+def _read_text(file: Path) -> str | None:
+    """The file's text, None when it does not exist; unreadable or undecodable names it."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{file}: cannot read ({exc})") from exc
+
+
 def read_config(folder: str | Path) -> dict[str, Any]:
     """A run's ``config.yaml`` as a mapping ({} when absent); malformed YAML names the file."""
     file = Path(folder) / "config.yaml"
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = _read_text(file)
+    if text is None:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{file}: cannot read ({exc})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -118,12 +125,9 @@ def read_config(folder: str | Path) -> dict[str, Any]:
 def read_json_file(path: str | Path) -> dict[str, Any]:
     """A JSON object file written by a run ({} when absent); a corrupt one names the file."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    text = _read_text(file)
+    if text is None:
         return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{file}: cannot read ({exc})") from exc
     try:
         data = json.loads(text)
     except ValueError as exc:
