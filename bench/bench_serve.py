@@ -51,11 +51,7 @@ def questions(n: int, tag: str = "#") -> list[str]:
 
 def model_seconds(conv: Conversation) -> float:
     """Wall time of the backend calls this conversation's model turns came from."""
-    return sum(
-        t.batch_seconds
-        for t in conv.turns
-        if t.role == "assistant" and t.kind in ("answer", "reasoning", "check")
-    )
+    return sum(t.batch_seconds for t in conv.generated())
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -118,6 +118,14 @@ class Conversation:
         """The check turns (assistant side), round 1 first."""
         return [t for t in self.turns if t.kind == "check"]
 
+    def generated(self) -> list[Turn]:
+        """The assistant turns the engine asked a backend for: answers, reasoning and checks."""
+        return [
+            t
+            for t in self.turns
+            if t.role == "assistant" and t.kind in ("answer", "reasoning", "check")
+        ]
+
     def final_answer(self) -> Turn | None:
         """The answer the policy keeps: the accepted one, else the last one given."""
         answers = self.answers()

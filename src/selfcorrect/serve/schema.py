@@ -235,11 +235,7 @@ def cac_summary(conv: Conversation, *, check: str, final_policy: str) -> dict[st
     answers = conv.answers()
     checks = {t.round: t for t in conv.checks()}
     kept = conv.final_answer()
-    calls = [
-        t
-        for t in conv.turns
-        if t.role == "assistant" and t.kind in ("answer", "reasoning", "check")
-    ]
+    calls = conv.generated()
     rounds = []
     for answer in answers:
         checked = checks.get(answer.round + 1)
