@@ -313,6 +313,28 @@ def test_panel_grids_are_preset_fields_not_names():
         PanelGrid(noise=(1.5,))
 
 
+def test_the_manifest_records_the_thread_counts_training_ran_with(tmp_path):
+    """Wall time depends on the torch thread count: every count used over resumed runs is kept,
+    and reusing a finished model (no step trained) adds none."""
+    cfg, before = tiny("eval_every=2"), torch.get_num_threads()
+
+    def threads() -> list[int]:
+        return yaml.safe_load((tmp_path / "m" / "manifest.json").read_text())["torch_threads"]
+
+    try:
+        torch.set_num_threads(1)
+        T.train(cfg, tmp_path / "m", progress=False, stop_below=1e9)  # stops at the first eval
+        assert threads() == [1]
+        torch.set_num_threads(2)
+        T.train(cfg, tmp_path / "m", progress=False)
+        assert threads() == [1, 2]
+        torch.set_num_threads(3)
+        T.train(cfg, tmp_path / "m", progress=False)  # complete: trains nothing
+        assert threads() == [1, 2]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_training_is_a_run_directory_and_resumes(tmp_path):
     cfg = tiny()
     T.train(replace(cfg, steps=2), tmp_path / "other", progress=False)

@@ -107,12 +107,12 @@ def write_panel(root: Path, panel: str, data: dict) -> None:
 
 def test_summary_cli_reads_the_panels_and_refuses_an_empty_root(tmp_path):
     data = metrics({TF: 0.31, GD_LABEL: 0.30})
-    data["training"] = {TF: {"steps_done": 4000, "seconds": 3600.0}}
+    data["training"] = {TF: {"steps_done": 4000, "seconds": 3600.0, "torch_threads": [1]}}
     write_panel(tmp_path, "2a", data)
     write_panel(tmp_path, "2d", metrics({"softmax attention": 0.30, "linear attention": 0.40}))
     assert set(load_panels(tmp_path)) == {"2a", "2d"}
     text = table(load_panels(tmp_path))
-    assert "| 2a | TF (20L/3H/96) | 0 | 0.360 ± 0.005 |" in text and "| 4000 | 60 min |" in text
+    assert "| 2a | TF (20L/3H/96) | 0 | 0.360 ± 0.005 |" in text and "| 4000 | 60 min (1 thread) |" in text
     assert "| 2a | paper TF (original artifacts) | 0 | 0.519 |" in text
     runner = CliRunner()
     out = tmp_path / "summary.md"

@@ -185,7 +185,10 @@ def trained(root: Path, cfg: TrainConfig, progress: bool) -> tuple[Predictor, di
     train(cfg, out, progress=progress)  # returns at once when already complete
     model, _ = load_model(out, device=cfg.device)
     manifest = RunDir(out, {}).manifest()
-    summary = {k: manifest.get(k) for k in ("steps_done", "seconds", "device", "eval_error_t")}
+    summary = {
+        k: manifest.get(k)
+        for k in ("steps_done", "seconds", "device", "eval_error_t", "torch_threads")
+    }
     return model, {"dir": out.name, **summary}
 
 

@@ -268,14 +268,18 @@ def train(
         if cfg.snapshot_every and step % cfg.snapshot_every == 0:
             save_checkpoint(run.path / f"model_step{step}.pt", {"model": model.state_dict()})
     bar.close()
-    finish(run, cfg, step, reached)
+    finish(run, cfg, step, reached, trained_here=step > done.step)
     model.eval()
     return model
 
 
-def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool) -> None:
-    """Record the outcome in the manifest: steps, wall time, last evaluated error."""
+def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool, trained_here: bool) -> None:
+    """Record the outcome in the manifest: steps, wall time, last evaluated error, and the torch
+    CPU thread counts the training ran with (over all resumed runs: wall time depends on them)."""
     rows = read_log(run.path)
+    threads = set(run.manifest().get("torch_threads") or [])
+    if trained_here:
+        threads.add(torch.get_num_threads())
     evaluated = [r for r in rows if r["eval_error_t"] != ""]
     summary: dict[str, Any] = {
         "device": str(cfg.device),
@@ -284,6 +288,8 @@ def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool) -> None:
         "eval_error_t": float(evaluated[-1]["eval_error_t"]) if evaluated else None,
         "stopped_at_target": reached,
     }
+    if threads:
+        summary["torch_threads"] = sorted(threads)
     if step >= cfg.steps:
         run.finish(**summary)
     else:

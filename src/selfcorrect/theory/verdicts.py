@@ -209,6 +209,20 @@ def verdicts(panels: dict[str, Metrics]) -> list[Verdict]:
     return out
 
 
+def _wall_time(run: dict[str, Any]) -> str:
+    """ "85 min (1 thread)", "12 min (cuda)"; no thread note for models trained before it was recorded."""
+    if not run.get("seconds"):
+        return ""
+    device, threads = run.get("device") or "cpu", run.get("torch_threads")
+    if device != "cpu":
+        note = device
+    elif threads:
+        note = "/".join(str(n) for n in threads) + (" thread" if threads == [1] else " threads")
+    else:
+        note = ""
+    return f"{run['seconds'] / 60:.0f} min" + (f" ({note})" if note else "")
+
+
 def table(panels: dict[str, Metrics]) -> str:
     """Markdown: error ± standard error at t = 2, 5, 10, 15 for every predictor of every panel
     that has run, each trained model's steps and wall time, and the paper's numbers beside."""
@@ -222,7 +236,7 @@ def table(panels: dict[str, Metrics]) -> str:
                 cells = [_fmt(tuple(by_t[t])) if t in by_t else "" for t in ts]  # type: ignore[arg-type]
                 run = training.get(label, {})
                 steps = str(run.get("steps_done", "")) if run else ""
-                wall = f"{run['seconds'] / 60:.0f} min" if run.get("seconds") else ""
+                wall = _wall_time(run)
                 lines.append(
                     f"| {panel} | {label} | {noise} | "
                     + " | ".join(cells)
