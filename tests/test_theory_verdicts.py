@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from selfcorrect.cli import app
+from selfcorrect.runfiles import RunDirError
 from selfcorrect.theory.figures import GD_LABEL
 from selfcorrect.theory.verdicts import compare, load_panels, table, verdicts
 
@@ -112,7 +113,10 @@ def test_summary_cli_reads_the_panels_and_refuses_an_empty_root(tmp_path):
     write_panel(tmp_path, "2d", metrics({"softmax attention": 0.30, "linear attention": 0.40}))
     assert set(load_panels(tmp_path)) == {"2a", "2d"}
     text = table(load_panels(tmp_path))
-    assert "| 2a | TF (20L/3H/96) | 0 | 0.360 ± 0.005 |" in text and "| 4000 | 60 min (1 thread) |" in text
+    assert (
+        "| 2a | TF (20L/3H/96) | 0 | 0.360 ± 0.005 |" in text
+        and "| 4000 | 60 min (1 thread) |" in text
+    )
     assert "| 2a | paper TF (original artifacts) | 0 | 0.519 |" in text
     runner = CliRunner()
     out = tmp_path / "summary.md"
@@ -129,5 +133,6 @@ def test_summary_cli_reads_the_panels_and_refuses_an_empty_root(tmp_path):
 def test_a_corrupt_metrics_file_is_named(tmp_path):
     (tmp_path / "2a").mkdir()
     (tmp_path / "2a" / "metrics.json").write_text("{not json")
-    with pytest.raises(ValueError, match="2a/metrics.json"):
+    with pytest.raises(RunDirError, match="2a/metrics.json: corrupt JSON"):
         load_panels(tmp_path)
+

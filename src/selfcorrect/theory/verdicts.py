@@ -18,13 +18,13 @@ A panel that has not been run yields "not run yet". Nothing here trains or evalu
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfcorrect.runfiles import read_json_file
 from selfcorrect.theory.figures import GD_LABEL, PANELS, PAPER_GD, PAPER_TF, REPORT_T
 
 T_END = "15"
@@ -46,16 +46,10 @@ Metrics = dict[str, Any]
 
 
 def load_panels(root: str | Path) -> dict[str, Metrics]:
-    """Panel -> its metrics.json, for the panels under `root` that have finished."""
-    found: dict[str, Metrics] = {}
-    for panel in PANELS:
-        path = Path(root) / panel / "metrics.json"
-        if path.is_file():
-            try:
-                found[panel] = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ValueError(f"{path}: not a readable metrics file ({exc})") from None
-    return found
+    """Panel -> its metrics.json, for the panels under `root` that have finished; a corrupt
+    file is named (`RunDirError`)."""
+    found = {panel: read_json_file(Path(root) / panel / "metrics.json") for panel in PANELS}
+    return {panel: metrics for panel, metrics in found.items() if metrics}
 
 
 def _at(metrics: Metrics, label: str, t: str = T_END, noise: str = "0") -> tuple[float, float]:
