@@ -457,3 +457,85 @@ def test_advbench_demos_and_bad_arguments(tmp_path):
         advbench(defense="smoothllm:3")
     with pytest.raises(ValueError, match="gcg"):
         advbench(attack="gcg")
+
+
+def test_a_provider_batcher_whose_worker_died_is_replaced_on_the_same_backend():
+    from selfcorrect.inspect.provider import shared_backend
+
+    backend, batcher = shared_backend("scripted", {})
+    assert batcher.alive and shared_backend("scripted", {}) == (backend, batcher)
+    batcher.stop()  # as if its worker thread had died
+    again, fresh = shared_backend("scripted", {})
+    assert again is backend and fresh is not batcher and fresh.alive
+
+
+def test_first_accepted_with_a_check_that_gives_no_verdicts_is_an_error():
+    with pytest.raises(ValueError, match="first_accepted needs a check that gives verdicts"):
+        cac(rounds=1, check="self", final="first_accepted")
+    cac(rounds=1, check="verdict", final="first_accepted")  # the verdict check gives them
+
+
+def test_provider_options_reach_the_run():
+    seen = []
+
+    def responder(chat, params):
+        seen.append(chat)
+        return "No." if chat[-1].content == "Wrong?" else "(a)"
+
+    model = provider(
+        rounds=2,
+        check="verdict",
+        check_prompt="Wrong?",
+        reask="Again: {question}",
+        final="first_accepted",
+        check_max_tokens=9,
+        responder=responder,
+    )
+    out = generate_once(model, [ChatMessageUser(content="Q?")])
+    record = CaCRecord.from_dict(out.metadata["selfcorrect"])
+    assert record.stopped_at == 0 and len(seen) == 2  # "No." passes: no re-ask, no round 2
+    assert seen[1][-1].content == "Wrong?"
+    model = provider(
+        rounds=1,
+        check="verdict",
+        check_prompt="Wrong?",
+        reask="Again: {question}",
+        responder=lambda chat, params: "Yes." if chat[-1].content == "Wrong?" else "(b)",
+    )
+    out = generate_once(model, [ChatMessageUser(content="Q?")])
+    assert [m.content for m in model.api.backend.calls[-1][0]][-1] == "Again: Q?"
+    with pytest.raises(ValueError, match="first_accepted needs a check that gives verdicts"):
+        provider(check="self", final="first_accepted")
+
+
+def test_provider_loads_a_model_checker_once(monkeypatch):
+    from selfcorrect.backends import base
+
+    loads = []
+    real = base.get_backend
+
+    def counting(spec, **options):
+        loads.append(spec)
+        return real(spec, **options)
+
+    monkeypatch.setattr(base, "get_backend", counting)
+    model = provider(rounds=1, check="model:scripted", responder=lambda chat, params: "(a)")
+    loads.clear()
+    for n in (5, 6, 7):  # three sets of generation parameters, one checker
+        generate_once(model, [ChatMessageUser(content="Q?")], max_tokens=n, seed=n)
+    assert loads == ["scripted"]
+
+
+def test_a_solver_that_stopped_at_the_first_answer_keeps_its_record_over_the_providers():
+    from types import SimpleNamespace
+
+    from selfcorrect.inspect.rounds import OUTPUT_KEY, RoundRecord, record_of
+
+    accepted = {"round": 1, "check": "No.", "verdict": "pass", "source": "model"}
+    solver = CaCRecord("verdict", "first_accepted", (RoundRecord(0, "(a)"),), 0, accepted)
+    provider_record = CaCRecord("none", "last", (RoundRecord(0, "(a)"),))
+    state = SimpleNamespace(
+        store={STORE_KEY: solver.to_dict()},
+        output=SimpleNamespace(metadata={OUTPUT_KEY: provider_record.to_dict()}),
+    )
+    assert record_of(state) == solver

@@ -248,6 +248,31 @@ def test_32_concurrent_requests_each_match_the_request_served_alone(server):
             "model",
         ),
         (b'{"messages": "' + b"x" * (5 << 20) + b'"}', 413, None),
+        (b"[" * 200_000, 400, "not valid JSON"),  # nested too deep for the parser
+        (
+            json.dumps(
+                {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "j"}}
+            ).encode(),
+            400,
+            "response_format",
+        ),
+        (
+            json.dumps(  # the server's check (self) gives no verdicts: nothing could be accepted
+                {
+                    "messages": [{"role": "user", "content": "x"}],
+                    "selfcorrect": {"final": "first_accepted"},
+                }
+            ).encode(),
+            400,
+            "selfcorrect.final",
+        ),
+        (  # the client's request is too long for the model: its fault (400), not the upstream's
+            json.dumps(
+                {"messages": [{"role": "user", "content": "x"}], "max_tokens": 1 << 20}
+            ).encode(),
+            400,
+            "exceeds the context",
+        ),
     ],
 )
 def test_bad_requests_get_4xx_naming_the_field_and_the_server_stays_up(server, body, status, field):

@@ -135,4 +135,3 @@ def test_a_corrupt_metrics_file_is_named(tmp_path):
     (tmp_path / "2a" / "metrics.json").write_text("{not json")
     with pytest.raises(RunDirError, match="2a/metrics.json: corrupt JSON"):
         load_panels(tmp_path)
-

@@ -304,6 +304,30 @@ class OracleStopCheck:
         return out
 
 
+def gives_verdicts(check: Check) -> bool:
+    """Whether `check` can accept an answer: False for a self or model check without a verdict
+    parser (its reviews stay plain text, the verdict is always None); True for the others,
+    your own checks included."""
+    return not (isinstance(check, (SelfCheck, ModelCheck)) and check.parser is None)
+
+
+def require_verdicts(check: Check | Spec | None, final_policy: str) -> None:
+    """``first_accepted`` stops at the first answer a check passes; with a check that never
+    gives a verdict it would silently act as ``last``: a `ValueError` instead. `check` may be a
+    spec (checked before the check is built; a self or model spec is built without a parser)."""
+    if final_policy != "first_accepted" or check is None:
+        return
+    if isinstance(check, Spec):
+        ok, name = check.kind not in ("self", "model"), str(check)
+    else:
+        ok, name = gives_verdicts(check), check.name
+    if not ok:
+        raise ValueError(
+            f"final policy first_accepted needs a check that gives verdicts; the {name!r} "
+            "check gives none (use the verdict check, or give the check a verdict parser)"
+        )
+
+
 @dataclass(frozen=True)
 class CheckSettings:
     """What a caller sets for the checks that `make_check` builds (None: the check's default).

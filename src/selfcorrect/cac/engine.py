@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from selfcorrect.backends.base import Backend, Completion, GenParams
+from selfcorrect.backends.base import Backend, BackendError, Completion, GenParams
 from selfcorrect.cac.conversation import (
     Conversation,
     FinalPolicy,
@@ -104,6 +104,15 @@ def model_turn(
     )
 
 
+def failure_text(exc: Exception) -> str:
+    """What a conversation's error says about an exception from one of its calls: a backend's
+    own message, or "internal error: <type>: <message>" for anything else (a bug, not the
+    model)."""
+    if isinstance(exc, BackendError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
 def failed(completion: Completion) -> bool:
     return completion.error is not None or completion.finish_reason == "error"
 
@@ -149,13 +158,22 @@ class Scheduler:
     or a check of a given round by a given check) and makes one call per group. A job is
     finished when its last answer is in, when the policy accepted an answer, or when it failed;
     `step` returns the conversations it finished.
+
+    A call that raises (e.g. `BackendError`: the backend cannot be reached) stops the step,
+    which is what a study wants. With ``contain_failures`` (a server, whose conversations are
+    unrelated requests) it fails only that call's conversations instead (``conv.error`` says
+    why; an exception that is not a `BackendError` reads "internal error: ...").
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, contain_failures: bool = False) -> None:
         self.backend = backend
+        self.contain_failures = contain_failures
         self.jobs: list[Job] = []
 
     def add(self, conv: Conversation, check: Check | None, config: CaCConfig) -> Job:
+        from selfcorrect.cac.checks import require_verdicts  # checks imports this module
+
+        require_verdicts(check, config.final_policy)
         begin(conv, config)
         job = Job(conv, check, config)
         self.jobs.append(job)
@@ -170,10 +188,16 @@ class Scheduler:
             groups.setdefault(self._need(job), []).append(job)
         finished: list[Job] = []
         for key, jobs in groups.items():
-            if key[0] == "check":
-                self._check(jobs)
-            else:
-                self._generate(jobs, key[1], key[2])
+            try:
+                if key[0] == "check":
+                    self._check(jobs)
+                else:
+                    self._generate(jobs, key[1], key[2])
+            except Exception as exc:
+                if not self.contain_failures:
+                    raise
+                for job in jobs:
+                    job.conv.error = job.conv.error or failure_text(exc)
             finished += [j for j in jobs if self._advance(j)]
         self.jobs = [j for j in self.jobs if j not in finished]
         return [j.conv for j in finished]

@@ -37,7 +37,13 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from selfcorrect.backends.base import Backend, GenParams, Message, get_backend
-from selfcorrect.cac.checks import DEFAULT_CHECK_PARAMS, Check, CheckSettings, make_check
+from selfcorrect.cac.checks import (
+    DEFAULT_CHECK_PARAMS,
+    Check,
+    CheckSettings,
+    make_check,
+    require_verdicts,
+)
 from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.inspect.rounds import OUTPUT_KEY, from_conversation
@@ -56,8 +62,9 @@ def shared_backend(spec: str, options: dict[str, Any]) -> tuple[Backend, Batcher
     in-process models are loaded once and never called from two threads at a time."""
     key = (spec, tuple(sorted((k, repr(v)) for k, v in options.items())))
     with _shared_lock:
-        if key not in _shared:
-            backend = get_backend(spec, **options)
+        entry = _shared.get(key)
+        if entry is None or not entry[1].alive:  # new, or its worker thread died
+            backend = entry[0] if entry else get_backend(spec, **options)
             batcher = Batcher(backend)
             batcher.start()
             _shared[key] = (backend, batcher)
@@ -89,6 +96,7 @@ class CaCModelAPI(ModelAPI):
                 "check=oracle:P needs ground truth, which a model provider has not; use the "
                 "selfcorrect/cac solver (-S check=oracle:P) or check=self, verdict, model:SPEC"
             )
+        require_verdicts(spec, final)
         self.cac = CaCConfig(
             rounds=int(rounds),
             reask_template=reask or CaCConfig().reask_template,
@@ -105,6 +113,7 @@ class CaCModelAPI(ModelAPI):
         self.backend, self.batcher = shared_backend(model_name, options)
         self._checks: dict[GenParams, Check | None] = {}
         self._checks_lock = threading.Lock()
+        self._model_check: Check | None = None  # model:SPEC: its checker is loaded once
 
     def max_tokens(self) -> int | None:
         return DEFAULT_MAX_TOKENS
@@ -123,7 +132,12 @@ class CaCModelAPI(ModelAPI):
                 settings = CheckSettings(
                     prompt=self.check_prompt, verdict_prompt=self.check_prompt, params=params
                 )
-                self._checks[params] = make_check(self.check_spec, settings)
+                if self.check_spec.kind != "model":
+                    self._checks[params] = make_check(self.check_spec, settings)
+                else:
+                    if self._model_check is None:
+                        self._model_check = make_check(self.check_spec, settings)
+                    self._checks[params] = replace(self._model_check, params=params)  # type: ignore[type-var]
             return self._checks[params]
 
     async def generate(

@@ -133,12 +133,12 @@ def from_conversation(conv: Conversation, *, check: str, final: str) -> CaCRecor
 def record_of(state: Any) -> CaCRecord | None:
     """The CaC record of a finished Inspect `TaskState`, wherever CaC ran.
 
-    The solver's record when the solver ran rounds; otherwise the provider's record on the
-    final output (CaC inside ``generate``); otherwise the solver's one-round record; None
-    when neither ran.
+    The solver's record when the solver ran rounds or stopped (its check accepted the first
+    answer); otherwise the provider's record on the final output (CaC inside ``generate``);
+    otherwise the solver's one-round record; None when neither ran.
     """
     solver = state.store.get(STORE_KEY)
-    if solver is not None and len(solver["rounds"]) > 1:
+    if solver is not None and (len(solver["rounds"]) > 1 or solver.get("stopped_at") is not None):
         return CaCRecord.from_dict(solver)
     meta = state.output.metadata or {}
     if OUTPUT_KEY in meta:

@@ -36,6 +36,7 @@ from selfcorrect.cac.checks import (
     SelfCheck,
     VerdictCheck,
     make_check,
+    require_verdicts,
 )
 from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cac.engine import CaCConfig
@@ -126,6 +127,7 @@ def cac(
     config = CaCConfig(rounds=rounds, reask_template=reask or DEFAULT_REASK, final_policy=final)  # type: ignore[arg-type]
     the_check, oracle_by_score = resolve_check(check, check_prompt) if rounds else (None, False)
     rounds = rounds if the_check is not None else 0  # no check, no rounds (as the engine)
+    require_verdicts(the_check, final)  # first_accepted with a check that never passes: an error
     lock = threading.Lock()  # checks run in worker threads are called one at a time
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:

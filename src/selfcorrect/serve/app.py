@@ -20,12 +20,19 @@ import hmac
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from selfcorrect.backends.base import BackendError, GenParams
-from selfcorrect.cac.checks import Check, CheckSettings, ModelCheck, make_check
+from selfcorrect.cac.checks import (
+    Check,
+    CheckSettings,
+    ModelCheck,
+    make_check,
+    require_verdicts,
+)
 from selfcorrect.cac.conversation import Conversation, FinalPolicy
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.serve.audit import AuditLog
@@ -42,6 +49,7 @@ from selfcorrect.serve.schema import (
 from selfcorrect.specs import Spec, parse
 
 MAX_BODY_BYTES = 4 << 20
+MAX_CACHED_CHECKS = 256
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class ServeConfig:
         object.__setattr__(self, "check", parse("check", self.check))
         if self.check.kind == "oracle":  # type: ignore[union-attr]
             raise ValueError("a server has no ground truth: use self, verdict, model:SPEC or none")
+        require_verdicts(self.check, self.final)  # type: ignore[arg-type]
         if not self.rounds >= 0:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
         for name in ("max_tokens", "check_max_tokens", "max_in_flight", "max_body_bytes"):
@@ -96,12 +105,18 @@ class CaCService:
         self.config = config
         self.batcher = batcher
         self.audit = audit or AuditLog(None)
-        self._checks: dict[tuple[Any, ...], Check | None] = {}
+        # requests with equal settings share one check object, so their checks are one call;
+        # bounded, as every seed or prompt makes a key (a job keeps its own reference)
+        self._checks: OrderedDict[tuple[Any, ...], Check | None] = OrderedDict()
         self._default_checker = checker  # model:SPEC loaded once at start
 
     def check_for(self, spec: Spec, prompt: str | None, params: GenParams) -> Check | None:
         key = (str(spec), prompt, params)
-        if key not in self._checks:
+        if key in self._checks:
+            self._checks.move_to_end(key)
+        else:
+            while len(self._checks) >= MAX_CACHED_CHECKS:
+                self._checks.popitem(last=False)
             if spec.kind == "model":
                 if str(spec) != str(self.config.check) or self._default_checker is None:
                     raise RequestError(
@@ -133,6 +148,10 @@ class CaCService:
             if rounds
             else None
         )
+        try:
+            require_verdicts(check, final)
+        except ValueError as exc:
+            raise RequestError(f"'selfcorrect.final': {exc}", param="selfcorrect.final") from None
         config = CaCConfig(
             rounds=rounds,
             reask_template=cfg.reask,
@@ -153,10 +172,22 @@ def _error(status: int, message: str, *, kind: str, param: str | None = None) ->
     return _json_response(status, error_body(message, status=status, kind=kind, param=param))
 
 
-def upstream_status(message: str) -> int:
-    """504 for a timeout upstream, 502 for any other upstream failure."""
+def failure_status(message: str) -> tuple[int, str]:
+    """HTTP status and error type for a failed conversation's error text: 400 when the request
+    itself cannot be served (too long for the model's context, refused upstream as invalid),
+    503 when the upstream cannot be reached, 504 when it did not answer in time, 500 for an
+    internal error, 502 for any other upstream failure."""
     lowered = message.lower()
-    return 504 if ("timed out" in lowered or "deadline" in lowered or "timeout" in lowered) else 502
+    if lowered.startswith("internal error"):
+        return 500, "server_error"
+    if "exceeds the context" in lowered or any(f"http {c}" in lowered for c in (400, 413, 422)):
+        return 400, "invalid_request_error"
+    if "cannot reach" in lowered:
+        return 503, "upstream_error"
+    timeouts = ("timed out", "timeout", "deadline", "no answer in time")
+    if any(word in lowered for word in timeouts):
+        return 504, "upstream_error"
+    return 502, "upstream_error"
 
 
 async def _read_body(request: Any, limit: int) -> bytes:
@@ -217,7 +248,7 @@ def create_app(service: CaCService, *, api_key: str | None = None) -> Any:
             raw = await _read_body(request, cfg.max_body_bytes)
             try:
                 body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
                 raise RequestError(f"the body is not valid JSON ({exc})") from None
             req = parse_request(body, default_max_tokens=cfg.max_tokens)
             if req.model is not None and req.model not in cfg.names:
@@ -247,11 +278,10 @@ def create_app(service: CaCService, *, api_key: str | None = None) -> Any:
         def outcome(done: Conversation) -> tuple[int, dict[str, Any]]:
             if done.error is not None or done.final_answer() is None:
                 message = done.error or "no answer was produced"
-                status = upstream_status(message)
-                return status, error_body(
-                    f"upstream failure: {message}", status=status, kind="upstream_error"
-                )
-            summary = cac_summary(done, check=check_name, final_policy=final)
+                status, kind = failure_status(message)
+                prefix = "upstream failure: " if kind == "upstream_error" else ""
+                return status, error_body(prefix + message, status=status, kind=kind)
+            summary = cac_summary(done, check=check_name, final_policy=final, seed=req.params.seed)
             return 200, completion_body(done, request_id=request_id, model=model, summary=summary)
 
         async def finish() -> tuple[int, dict[str, Any]]:

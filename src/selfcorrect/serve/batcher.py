@@ -14,6 +14,7 @@ call instead of the first one going alone and the rest joining a step later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from selfcorrect.backends.base import Backend
 from selfcorrect.cac.checks import Check
 from selfcorrect.cac.conversation import Conversation
-from selfcorrect.cac.engine import CaCConfig, Scheduler
+from selfcorrect.cac.engine import CaCConfig, Scheduler, failure_text
 
 
 @dataclass
@@ -51,7 +52,8 @@ class Batcher:
         if not 0 <= window <= 10:
             raise ValueError(f"window must be between 0 and 10 seconds, got {window}")
         self.window = window
-        self.scheduler = Scheduler(backend)
+        self.scheduler = Scheduler(backend, contain_failures=True)  # one request's failure
+        # (its upstream call raised) fails that call's requests only, not the rest in flight
         self.max_in_flight = max_in_flight
         self.on_finish = on_finish
         self._inbox: queue.Queue[_Request | None] = queue.Queue()
@@ -63,6 +65,11 @@ class Batcher:
     @property
     def in_flight(self) -> int:
         return len(self._in_flight) + len(self._waiting) + self._inbox.qsize()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the worker thread is running (False before `start` and after `stop`)."""
+        return self._thread.is_alive()
 
     def start(self) -> None:
         if not self._started:
@@ -78,7 +85,8 @@ class Batcher:
     async def run(self, conv: Conversation, check: Check | None, config: CaCConfig) -> Conversation:
         """Run CaC on `conv` together with whatever else is in flight; returns it finished.
 
-        Raises what the backend raised when it could not work at all (e.g. `BackendError`).
+        A failure (the backend could not be reached, a check failed) is in ``conv.error``;
+        raises only when the finished conversation could not be audited (`on_finish` raised).
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Conversation] = loop.create_future()
@@ -100,21 +108,30 @@ class Batcher:
                 continue
             try:
                 finished = self.scheduler.step()
-            except Exception as exc:  # the backend cannot work: every request in flight fails
+            except Exception as exc:  # the scheduler itself broke: every request in flight fails
                 for request in self._in_flight.values():
-                    self._resolve(request, error=exc)
+                    self._fail(request, exc)
                 self._in_flight.clear()
                 self.scheduler.jobs.clear()
                 continue
             for conv in finished:
-                request = self._in_flight.pop(id(conv))
-                try:
-                    if self.on_finish is not None:
-                        self.on_finish(conv)
-                except Exception as exc:  # e.g. the audit log cannot be written
-                    self._resolve(request, error=exc)
-                    continue
-                self._resolve(request)
+                self._finish(self._in_flight.pop(id(conv)))
+
+    def _finish(self, request: _Request) -> None:
+        """Audit, then answer with the conversation (its ``error`` says whether it failed); when
+        the audit cannot be written, answer with that exception instead."""
+        try:
+            if self.on_finish is not None:
+                self.on_finish(request.conv)
+        except Exception as exc:  # e.g. the audit log cannot be written
+            self._resolve(request, error=exc)
+            return
+        self._resolve(request)
+
+    def _fail(self, request: _Request, exc: Exception) -> None:
+        """A request that cannot go on: its conversation says why, and it is audited like any."""
+        request.conv.error = request.conv.error or failure_text(exc)
+        self._finish(request)
 
     def _take(self, *, block: bool) -> bool:
         """Move arrived requests to the waiting list; True when asked to stop."""
@@ -150,12 +167,14 @@ class Batcher:
     def _admit(self) -> None:
         while self._waiting and len(self._in_flight) < self.max_in_flight:
             request = self._waiting.pop(0)
-            if request.future.cancelled():
+            if request.future.cancelled():  # audited too, so nothing is left behind for it
+                request.conv.error = "the caller cancelled the request"
+                self._finish(request)
                 continue
             try:
                 self.scheduler.add(request.conv, request.check, request.config)
             except Exception as exc:
-                self._resolve(request, error=exc)
+                self._fail(request, exc)
                 continue
             self._in_flight[id(request.conv)] = request
 
@@ -169,4 +188,5 @@ class Batcher:
             else:
                 request.future.set_result(request.conv)
 
-        request.loop.call_soon_threadsafe(settle)
+        with contextlib.suppress(RuntimeError):  # the caller's loop closed: nobody waits
+            request.loop.call_soon_threadsafe(settle)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,18 @@ from selfcorrect.cac.conversation import Conversation, FinalPolicy
 from selfcorrect.specs import MAX_ROUNDS, SpecError, parse
 
 ROLES = ("system", "user", "assistant")
-UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "logprobs", "audio")
+# refused (400) rather than ignored: an answer without what these ask for is not their answer
+UNSUPPORTED = (
+    "tools",
+    "functions",
+    "tool_choice",
+    "function_call",
+    "logprobs",
+    "top_logprobs",
+    "audio",
+    "response_format",
+    "logit_bias",
+)
 MAX_STOP = 4
 
 
@@ -60,14 +72,18 @@ def _fail(field: str, message: str) -> RequestError:
     return RequestError(f"'{field}': {message}", param=field)
 
 
-def _int(body: Mapping[str, Any], field: str, lo: int, hi: int) -> int | None:
-    value = body.get(field)
+def _int(
+    body: Mapping[str, Any], field: str, lo: int, hi: int, *, path: str | None = None
+) -> int | None:
+    """`body[field]` as a whole number in [lo, hi] (None when absent); errors name `path`
+    (default: `field`)."""
+    value, name = body.get(field), path or field
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(field, f"must be a whole number, got {type(value).__name__}")
+        raise _fail(name, f"must be a whole number, got {type(value).__name__}")
     if not lo <= value <= hi:
-        raise _fail(field, f"must be between {lo} and {hi}, got {value}")
+        raise _fail(name, f"must be between {lo} and {hi}, got {value}")
     return value
 
 
@@ -145,7 +161,7 @@ def _overrides(body: Mapping[str, Any]) -> CaCOverrides:
     unknown = sorted(set(raw) - {"rounds", "check", "check_prompt", "final"})
     if unknown:
         raise _fail("selfcorrect", f"unknown field(s) {', '.join(unknown)}")
-    rounds = _int(raw, "rounds", 0, MAX_ROUNDS)
+    rounds = _int(raw, "rounds", 0, MAX_ROUNDS, path="selfcorrect.rounds")
     check = raw.get("check")
     if check is not None:
         if not isinstance(check, str):
@@ -184,6 +200,9 @@ def parse_request(body: Any, *, default_max_tokens: int) -> ChatRequest:
     if top_p == 0.0:
         raise _fail("top_p", "must be above 0")
     seed = _int(body, "seed", -(1 << 63), (1 << 63) - 1)
+    if seed is None:  # as OpenAI: no seed, no repeats; the seed drawn is in the response
+        seed = secrets.randbits(31)
+    penalties = {f: _number(body, f, -2.0, 2.0) for f in ("presence_penalty", "frequency_penalty")}
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise _fail("stream", "must be true or false")
@@ -200,8 +219,10 @@ def parse_request(body: Any, *, default_max_tokens: int) -> ChatRequest:
         max_new_tokens=max_tokens or default_max_tokens,
         temperature=0.0 if temperature is None else temperature,
         top_p=1.0 if top_p is None else top_p,
-        seed=0 if seed is None else seed,
+        seed=seed,
         stop=_stop(body),
+        presence_penalty=penalties["presence_penalty"] or 0.0,
+        frequency_penalty=penalties["frequency_penalty"] or 0.0,
     )
     return ChatRequest(
         model=model,
@@ -230,8 +251,9 @@ def usage(conv: Conversation) -> dict[str, Any]:
     }
 
 
-def cac_summary(conv: Conversation, *, check: str, final_policy: str) -> dict[str, Any]:
-    """The ``selfcorrect`` response object: every round and which answer was kept."""
+def cac_summary(conv: Conversation, *, check: str, final_policy: str, seed: int) -> dict[str, Any]:
+    """The ``selfcorrect`` response object: every round and which answer was kept, and the
+    seed the answers were generated with (a request without one gets a random seed)."""
     answers = conv.answers()
     checks = {t.round: t for t in conv.checks()}
     kept = conv.final_answer()
@@ -251,6 +273,7 @@ def cac_summary(conv: Conversation, *, check: str, final_policy: str) -> dict[st
         "check": check,
         "final": final_policy,
         "kept_round": kept.round if kept else None,
+        "seed": seed,
         "rounds": rounds,
         # wall time of the backend calls this request's turns came from (a call shared by the
         # requests batched with it counts for each of them); latency minus this is serving time
