@@ -24,6 +24,13 @@ JUDGE_HELP = (
 )
 
 
+def added_settings(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Settings a run's identity gained after runs were made, each only where it differs from
+    its default: a missing one reads as the default (as `theory.config.upgrade_saved` does),
+    so an earlier run with the default keeps its fingerprint and still resumes."""
+    return {k: v for k, v in values.items() if v != defaults[k]}
+
+
 @app.command("attack")
 def attack_cmd(
     attack: str = typer.Option(
@@ -83,6 +90,7 @@ def attack_cmd(
     )
     for p in problems[:5]:
         typer.echo(f"skipped {p}", err=True)
+    options = parse_options(option)
     run = RunDir.open(
         out,
         study="jailbreak-attack",
@@ -98,6 +106,14 @@ def attack_cmd(
             "system_prompt": setup.system,
             "gcg_update": gcg_update,
             "autodan_mutation": autodan_mutation,
+            **added_settings(
+                {
+                    "goal_column": goal_column,
+                    "target_column": target_column,
+                    "backend_options": options,
+                },
+                {"goal_column": "goal", "target_column": "target", "backend_options": {}},
+            ),
         },
         inputs={"data": set_file(data), **backend_inputs(model)},
         model=model,
@@ -107,7 +123,7 @@ def attack_cmd(
         attack,
         found,
         run,
-        backend_factory=lambda: get_backend(model, **parse_options(option)),
+        backend_factory=lambda: get_backend(model, **options),
         preset=preset,
         seed=seed,
         setup=setup,
@@ -219,7 +235,7 @@ def defend_cmd(
         batch_size=batch_size,
         seed=seed,
         base_url=base_url,
-        backend_options=parse_options(option),
+        backend_options=parse_options(option, url_flag=True),
         sources=tuple(str(p) for p in ([source] if source else []) + list(adaptive or [])),
     )
     adaptive_sets = []
@@ -303,8 +319,9 @@ def validate_cmd(
 ) -> None:
     """Score judges against the human majority: agreement, precision, recall, F1, Cohen's
     kappa (95% intervals), next to the published judges' verdicts the set carries."""
-    from selfcorrect.jailbreak.judges import make_judge, validate_judge_spec
+    from selfcorrect.jailbreak.judges import judge_inputs, make_judge, validate_judge_spec
     from selfcorrect.jailbreak.validate import (
+        LABELLED_SETS,
         format_validation,
         judge_items,
         load_labelled,
@@ -318,17 +335,28 @@ def validate_cmd(
         validate_judge_spec(s)
     items, skipped = load_labelled(labelled)
     items = sample(items, limit, seed)
+    options = parse_options(option)
     run = RunDir.open(
         out,
         study="jailbreak-validate",
-        config={"set": labelled, "judges": specs, "limit": limit, "seed": seed},
+        config={
+            "set": labelled,
+            "judges": specs,
+            "limit": limit,
+            "seed": seed,
+            **added_settings({"backend_options": options}, {"backend_options": {}}),
+        },
         seed=seed,
+        inputs={
+            **({} if labelled in LABELLED_SETS else {"data": Path(labelled)}),
+            **judge_inputs(specs, base_url=options.get("base_url")),
+        },
     )
     done = {r["id"]: r for r in run.records()}
     cache: dict[str, Any] = {}
     verdicts = {}
     for s in specs:
-        j = make_judge(s, backends=cache, backend_options=parse_options(option))
+        j = make_judge(s, backends=cache, backend_options=options)
         verdicts[j.name] = judge_items(j, items, done, run.append)
     result = score_all(labelled, items, skipped, verdicts, bootstrap=bootstrap, seed=seed)
     run.write_json("metrics.json", result.to_dict())

@@ -17,13 +17,14 @@ read as safe or unsafe). Specs (`make_judge`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from selfcorrect.datafiles import protocol
+from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.jailbreak.stats import agreement  # noqa: F401  (re-exported)
-from selfcorrect.specs import parse
+from selfcorrect.specs import Spec, parse
 
 EOS_STRING = "</s>"  # the refusal string that only matches with special tokens kept
 
@@ -131,3 +132,26 @@ def make_judge(
 def validate_judge_spec(spec: str) -> None:
     """Raise the `make_judge` error for a bad spec without loading any model."""
     parse("judge", spec)
+
+
+def judge_inputs(
+    specs: Iterable[str],
+    *,
+    family: str = "judge",
+    base_url: str | None = None,
+    shared: str | None = None,
+) -> dict[str, Any]:
+    """What the model judges among `specs` (of spec `family`) only name, for a run's
+    fingerprint: each judge model's `backend_inputs`, keyed ``judge_model_file (<model>)`` and
+    ``judge_base_url (<model>)``. Rule judges, models with neither (hub ids) and `shared` (the
+    study's own model, whose backend the judges reuse and whose inputs it already has) add no
+    key, so a run without model judges keeps the identity it had before judges had inputs."""
+    out: dict[str, Any] = {}
+    for spec in specs:
+        model = parse(family, spec).value
+        if not isinstance(model, Spec) or str(model) == shared:
+            continue
+        for key, value in backend_inputs(model, base_url).items():
+            if value is not None:
+                out[f"judge_{key} ({model})"] = value
+    return out

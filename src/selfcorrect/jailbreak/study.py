@@ -27,7 +27,12 @@ from selfcorrect.jailbreak.defenses import (
     resolve_check_prompt,
     resolve_family,
 )
-from selfcorrect.jailbreak.judges import JudgeInput, make_judge, validate_judge_spec
+from selfcorrect.jailbreak.judges import (
+    JudgeInput,
+    judge_inputs,
+    make_judge,
+    validate_judge_spec,
+)
 from selfcorrect.jailbreak.records import (
     DefendMetrics,
     DefendRecord,
@@ -125,6 +130,7 @@ def run_defend(
     specs = list(dict.fromkeys([*cfg.defenses, *(d for d, _ in adaptive)]))
     defenses = {d: parse_defense(d, family=family) for d in specs}
     system_base = _system_base(cfg, family)
+    over_refusal = [cfg.over_refusal_judge] if cfg.harmless else []
     run = RunDir.open(
         out,
         study="jailbreak-defend",
@@ -144,6 +150,9 @@ def run_defend(
             "adaptive_prompts": [p for _, adv in adaptive for p in adv],
             "harmless": (vendored(*HARMLESS_FILES[cfg.harmless_set]) if cfg.harmless else None),
             **backend_inputs(cfg.model, cfg.base_url),
+            # the judges' and the over-refusal classifier's model files (or servers)
+            **judge_inputs(cfg.judges, shared=cfg.model),
+            **judge_inputs(over_refusal, family="over-refusal", shared=cfg.model),
         },
     )
     base = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
