@@ -165,3 +165,12 @@ def test_majority_vote_ties_go_to_the_first_and_unscored_do_not_vote():
 def test_choose_k_takes_the_closest_token_count():
     rows = [{"k": 1, "tokens_per_question": 10}, {"k": 2, "tokens_per_question": 21}]
     assert choose_k(rows, 14) == 1 and choose_k(rows, 17) == 2 and choose_k(rows, 15.5) == 1
+
+
+def test_llm_scorer_never_reads_data_as_a_template():
+    grader = ScriptedBackend(replies=["correct"])
+    item = TaskItem("g", "What is {answer} of {reference}?", "18 {question}")
+    LLMScorer(grader).score([("17 {reference}", item)])
+    prompt = grader.calls[0][0][-1].content
+    assert "Question: What is {answer} of {reference}?\n" in prompt
+    assert "Reference answer: 18 {question}\nAnswer to grade: 17 {reference}\n" in prompt

@@ -247,3 +247,82 @@ def test_cot_reads_the_answer_after_the_reasoning(tmp_path):
     assert [r["answer_text"] for r in record["rounds"]] == ["The answer is 18."] * 2
     assert [r["correct"] for r in record["rounds"]] == [True, True]
     assert "Let's think step by step." in backend.calls[0][0][-1].content
+
+
+def test_a_local_checker_and_grader_keep_no_url_when_the_model_is_served(tmp_path):
+    # the answering model is an openai/ spec at --base-url; the checker and the grader are local
+    # (scripted) and must not be given the URL (get_backend refuses it for a non-openai spec)
+    from selfcorrect.bbq.study import BBQConfig, check_settings
+    from selfcorrect.tasks.study import served_options
+
+    url = "http://127.0.0.1:9/v1"
+    cfg = TaskConfig(
+        model="openai/x",
+        base_url=url,
+        data=str(_eggs_file(tmp_path)),
+        question_field="q",
+        answer_field="a",
+        scorer="llm:scripted",
+        check="model:scripted",
+        rounds=1,
+    )
+    backend = ScriptedBackend(_answers_then("7.", "18."))
+    m = run_task(cfg, tmp_path / "local", backend=backend, progress=False, plots=False)
+    [record] = _records(tmp_path / "local")
+    assert m["failed"] == 0 and [c["source"] for c in record["checks"]] == ["checker:scripted"]
+    # an openai/ checker or grader shares the URL; BBQ uses the same rule
+    assert served_options(cfg.check_spec, url) == {} == served_options(cfg.scorer_spec, url)
+    served = TaskConfig(model="openai/x", base_url=url, check="model:openai/judge")
+    assert served_options(served.check_spec, url) == {"base_url": url}
+    assert served_options(served.check_spec, None) == {}
+    bbq = BBQConfig(model="openai/x", base_url=url, check="model:scripted")
+    assert check_settings(bbq).checker_options == {}
+    bbq = BBQConfig(model="openai/x", base_url=url, check="model:openai/judge")
+    assert check_settings(bbq).checker_options == {"base_url": url}
+
+
+def test_data_text_is_never_read_as_a_template():
+    from selfcorrect.tasks.data import TaskItem
+    from selfcorrect.tasks.study import question_text
+
+    item = TaskItem(
+        "t", "Is {options} or {format} {question}?", "A", ("x {format}", "y"), ("A", "B")
+    )
+    body = "Is {options} or {format} {question}?\nAnswer choices:\n(A) x {format}\n(B) y"
+    assert question_text(item, "direct", "choice") == body + "\n" + P.FORMAT["choice"]
+    assert question_text(item, "cot", "choice") == body + "\nLet's think step by step."
+
+
+class _FailingBackend:
+    """Every request fails (as a server's 4xx fails one question)."""
+
+    name = "failing"
+
+    def generate(self, chats, params):
+        from selfcorrect.backends.base import Completion
+
+        return [Completion("", 0, 0, 0.0, "error", error="rejected") for _ in chats]
+
+
+def test_fail_fast_reaches_every_compare_mode(tmp_path):
+    from selfcorrect.backends.base import BackendError
+
+    base = TaskConfig(
+        model="scripted",
+        data=str(_eggs_file(tmp_path, n=3)),
+        question_field="q",
+        answer_field="a",
+        scorer="numeric",
+    )
+    kept = run_compare(
+        base, "oracle-stopped", tmp_path / "kept", backend=_FailingBackend(), progress=False
+    )
+    assert kept["modes"][0]["failed"] == 3
+    for modes in ("oracle-stopped", "self-consistency"):
+        out = tmp_path / modes
+        with pytest.raises(BackendError, match="--fail-fast"):
+            run_compare(
+                base, modes, out, sc_k=1, backend=_FailingBackend(), progress=False, fail_fast=True
+            )
+        if modes != "self-consistency":  # stopped at the first failure
+            assert len((out / modes / "failures.jsonl").read_text().splitlines()) == 1

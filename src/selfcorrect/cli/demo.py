@@ -17,7 +17,7 @@ from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.bbq.study import BBQConfig, run_bbq
 from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cli.bbq import format_table
-from selfcorrect.cli.common import format_transcript
+from selfcorrect.cli.common import EXIT_SAMPLES_FAILED, format_transcript
 from selfcorrect.report.html import render_report
 from selfcorrect.runs import read_records
 
@@ -46,8 +46,18 @@ def demo(
     )
     typer.echo("(one self-check round; answer 32, check 96, re-answer 10 new tokens at most)\n")
     metrics = run_bbq(cfg, out)
-    record = read_records(out / "records.jsonl")[0]
-    conv = Conversation(id=record["id"], question="", turns=[Turn(**t) for t in record["turns"]])
+    records = read_records(out / "records.jsonl")
+    if not records:
+        typer.echo(
+            f"error: no demo question finished ({metrics['failed']} failed, see "
+            f"{out / 'failures.jsonl'}); rerun the same command to retry them",
+            err=True,
+        )
+        raise typer.Exit(EXIT_SAMPLES_FAILED)
+    record = records[0]
+    conv = Conversation(
+        id=record["id"], question="", turns=[Turn.from_dict(t) for t in record["turns"]]
+    )
     typer.echo("\nOne conversation:\n" + format_transcript(conv))
     letters = "abc"
     typer.echo(

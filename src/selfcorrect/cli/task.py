@@ -9,7 +9,7 @@ import typer
 
 from selfcorrect.backends.llamacpp import DEFAULT_MODEL
 from selfcorrect.cli import options as o
-from selfcorrect.cli.common import parse_options
+from selfcorrect.cli.common import allow_failures_option, exit_if_failed, parse_options
 
 
 def _pct(v: float | None) -> str:
@@ -109,10 +109,10 @@ def task(
         1, "--rounds", "-r", min=0, help="CaC rounds after the first answer."
     ),
     stop: str = typer.Option(
-        "never",
+        None,
         "--stop",
-        help="never (fixed rounds, last answer), oracle (stop when the ground truth accepts the "
-        "answer) or check (stop when the check passes it).",
+        help="never (the default: fixed rounds, last answer), oracle (stop when the ground truth "
+        "accepts the answer) or check (stop when the check passes it). Not with --compare.",
     ),
     compare: str = typer.Option(
         None,
@@ -137,10 +137,10 @@ def task(
         16, "--followup-tokens", min=1, help="cot: the final answer."
     ),
     sc_temperature: float = typer.Option(
-        0.7, "--sc-temperature", help="Self-consistency sampling."
+        None, "--sc-temperature", help="Self-consistency sampling (default 0.7)."
     ),
     sc_max_k: int = typer.Option(
-        16, "--sc-max-k", min=1, help="Most samples self-consistency draws."
+        None, "--sc-max-k", min=1, help="Most samples self-consistency draws (default 16)."
     ),
     sc_k: int = typer.Option(None, "--sc-k", min=1, help="Fixed k instead of matching tokens."),
     model: o.Model = DEFAULT_MODEL,
@@ -151,10 +151,24 @@ def task(
     out: o.Out = ...,  # type: ignore[assignment]
     quiet: o.Quiet = False,
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first failed question."),
+    allow_failures: bool = allow_failures_option(),
 ) -> None:
     """Run CaC on a question set; write records.jsonl, metrics.json, plots and report.html."""
+    from selfcorrect.tasks.compare import parse_modes
     from selfcorrect.tasks.study import TaskConfig, run_task
 
+    given = {"--sc-temperature": sc_temperature, "--sc-max-k": sc_max_k, "--sc-k": sc_k}
+    sc_options = [name for name, value in given.items() if value is not None]
+    if compare and stop is not None:
+        raise ValueError(
+            "--stop does not apply with --compare: each mode sets its own stop rule "
+            "(intrinsic never, oracle-stopped oracle, oracle-check check)"
+        )
+    if sc_options and not (compare and "self-consistency" in parse_modes(compare)):
+        raise ValueError(
+            f"self-consistency options ({', '.join(sc_options)}) need --compare with the "
+            "self-consistency mode"
+        )
     cfg = TaskConfig(
         model=model,
         data=data,
@@ -165,7 +179,7 @@ def task(
         scorer=scorer,
         check=check,
         rounds=rounds,
-        stop=stop,  # type: ignore[arg-type]  # validated by TaskConfig
+        stop=stop or "never",  # type: ignore[arg-type]  # validated by TaskConfig
         prompt=prompt,
         limit=limit,
         answer_tokens=answer_tokens,
@@ -175,33 +189,25 @@ def task(
         batch_size=batch_size,
         seed=seed,
         base_url=base_url,
-        backend_options=parse_options(option),
+        backend_options=parse_options(option, url_flag=True),
     )
     if compare:
         from selfcorrect.tasks.compare import run_compare
 
-        summary = run_compare(
-            cfg,
-            compare,
-            out,
-            sc_temperature=sc_temperature,
-            sc_max_k=sc_max_k,
-            sc_k=sc_k,
-            progress=not quiet,
-        )
+        sc = {name[2:].replace("-", "_"): given[name] for name in sc_options}
+        summary = run_compare(cfg, compare, out, progress=not quiet, fail_fast=fail_fast, **sc)
         typer.echo(format_compare(summary))
         typer.echo(f"\nwrote {out}/compare.json, accuracy_vs_tokens.png and report.html")
+        failed = sum(r["failed"] for r in summary["modes"])
+        failed += (summary["self_consistency"] or {}).get("failed", 0)
+        exit_if_failed(failed, allow=allow_failures, out=f"{out}/<mode>", what="sample")
         return
     metrics = run_task(cfg, out, progress=not quiet, fail_fast=fail_fast)
     typer.echo(format_run(metrics))
-    if metrics["failed"]:
-        typer.echo(
-            f"{metrics['failed']} question(s) failed (see {out}/failures.jsonl); rerun to retry them",
-            err=True,
-        )
     if metrics["data_problems"]:
         typer.echo(
             f"{len(metrics['data_problems'])} data row(s) skipped, e.g. {metrics['data_problems'][0]}",
             err=True,
         )
     typer.echo(f"\nwrote {out}/records.jsonl, metrics.json, plots and report.html")
+    exit_if_failed(metrics["failed"], allow=allow_failures, out=out, what="question")

@@ -98,9 +98,11 @@ def run_compare(
     sc_k: int | None = None,
     backend: Backend | None = None,
     progress: bool = True,
+    fail_fast: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) every mode into ``out/<mode>/``, then write ``compare.json`` and the
-    report; returns the summary."""
+    report; returns the summary. `fail_fast` stops a CaC mode at its first failed question, and
+    the comparison after a self-consistency run with a failed sample."""
     modes = parse_modes(modes)
     out = Path(out)
     configs = [(m, mode_config(base, m)) for m in modes if m in CAC_MODES]  # validates first
@@ -126,7 +128,7 @@ def run_compare(
     backend = backend or get_backend(base.model, base_url=base.base_url, **base.backend_options)
     rows = []
     for mode, cfg in configs:
-        metrics = run_task(cfg, out / mode, backend=backend, progress=progress)
+        metrics = run_task(cfg, out / mode, backend=backend, progress=progress, fail_fast=fail_fast)
         rows.append(_row(mode, cfg, metrics))
     summary: dict[str, Any] = {"modes": rows, "self_consistency": None}
     if sc_cfg is not None:
@@ -138,6 +140,7 @@ def run_compare(
             target_tokens=target,
             backend=backend,
             progress=progress,
+            fail_fast=fail_fast,
         )
         summary["self_consistency"] = {
             **sc["chosen"],

@@ -181,9 +181,11 @@ def run_self_consistency(
     backend: Backend | None = None,
     progress: bool = True,
     plots: bool = True,
+    fail_fast: bool = False,
 ) -> dict[str, Any]:
     """Draw (or resume) the samples into `out` and write metrics.json: the accuracy curve over
-    k, the chosen k (fixed, or matched to `target_tokens`) and its row."""
+    k, the chosen k (fixed, or matched to `target_tokens`) and its row. `fail_fast` stops at
+    the first failed sample (`BackendError`)."""
     if cfg.k is None and target_tokens is None:
         raise ValueError("self-consistency needs k or a token target to match")
     task = cfg.task
@@ -212,6 +214,7 @@ def run_self_consistency(
             config=_config(cfg, i),
             window=task.batch_size,
             progress=progress,
+            fail_fast=fail_fast,
         )
         total.skipped += counts.skipped
         total.done += counts.done

@@ -228,6 +228,7 @@ class LLMScorer:
 
     def score(self, pairs: Sequence[tuple[str, TaskItem]]) -> list[Score]:
         from selfcorrect.backends.base import GenParams, Message
+        from selfcorrect.tasks.study import fill
 
         if not pairs:
             return []
@@ -235,9 +236,12 @@ class LLMScorer:
             (
                 Message(
                     "user",
-                    LLM_GRADER_PROMPT.replace("{question}", item.question)
-                    .replace("{reference}", reference_text(item))
-                    .replace("{answer}", text),
+                    fill(
+                        LLM_GRADER_PROMPT,
+                        question=item.question,
+                        reference=reference_text(item),
+                        answer=text,
+                    ),
                 ),
             )
             for text, item in pairs

@@ -15,6 +15,7 @@ given it (through the scorer).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -112,15 +113,33 @@ class TaskConfig:
         return Fields(self.question_field, self.answer_field, self.choices_field, self.id_field)
 
 
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def fill(template: str, **fields: str) -> str:
+    """`template` with each ``{name}`` of `fields` replaced by its text, all in one pass: text
+    put in for one field is never scanned for another, so data is never used as a template
+    (other braces stay as they are)."""
+    return _FIELD.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
+
+
+def served_options(spec: Spec, base_url: str | None) -> dict[str, Any]:
+    """Backend options of a judge model (the model of a ``model:SPEC`` check or an ``llm:SPEC``
+    scorer): one served by an OpenAI-compatible server shares the study's `base_url`; any other
+    (local, scripted) takes none, as it would refuse a URL."""
+    served = bool(base_url) and isinstance(spec.value, Spec) and spec.value.kind == "openai"
+    return {"base_url": base_url} if served else {}
+
+
 def question_text(item: TaskItem, style: str, kind: str) -> str:
     """The first user turn: the question (with its lettered options) in the prompt style."""
     question = item.question
     if item.choices:
         options = "\n".join(f"({label}) {text}" for label, text in zip(item.labels, item.choices))
-        question = P.CHOICE_QUESTION.replace("{question}", question).replace("{options}", options)
+        question = fill(P.CHOICE_QUESTION, question=question, options=options)
     if style == "cot":
-        return P.COT_TEMPLATE.replace("{question}", question)
-    return P.DIRECT_TEMPLATE.replace("{question}", question).replace("{format}", P.FORMAT[kind])
+        return fill(P.COT_TEMPLATE, question=question)
+    return fill(P.DIRECT_TEMPLATE, question=question, format=P.FORMAT[kind])
 
 
 def cac_config(cfg: TaskConfig) -> CaCConfig:
@@ -132,11 +151,11 @@ def cac_config(cfg: TaskConfig) -> CaCConfig:
     cue = P.ANSWER_CUE if cfg.prompt == "direct" else ""
     return CaCConfig(
         rounds=cfg.rounds,
-        reask_template=P.REASK_TEMPLATE.replace("{format}", fmt),
+        reask_template=fill(P.REASK_TEMPLATE, format=fmt),
         answer=GenParams(max_new_tokens=cfg.answer_tokens, prefill=cue, seed=cfg.seed),
         reanswer=GenParams(max_new_tokens=reanswer_tokens, prefill=cue, seed=cfg.seed),
         final_policy="last" if cfg.stop == "never" else "first_accepted",
-        followup=P.COT_FOLLOWUP.replace("{format}", fmt) if cfg.prompt == "cot" else None,
+        followup=fill(P.COT_FOLLOWUP, format=fmt) if cfg.prompt == "cot" else None,
         followup_params=GenParams(
             max_new_tokens=cfg.followup_tokens, prefill=P.ANSWER_CUE, seed=cfg.seed
         ),
@@ -156,7 +175,7 @@ def make_task_check(cfg: TaskConfig, items: list[TaskItem], scorer: Scorer) -> C
         verdict_prompt=P.VERDICT_PROMPT,
         review_parser=review_verdict,
         params=GenParams(max_new_tokens=cfg.check_tokens, seed=cfg.seed),
-        checker_options={"base_url": cfg.base_url} if cfg.base_url else {},
+        checker_options=served_options(cfg.check_spec, cfg.base_url),
     )
     check = make_check(
         cfg.check_spec if cfg.rounds else "none", settings, is_correct=is_correct, seed=cfg.seed
@@ -248,8 +267,7 @@ def make_backends(cfg: TaskConfig, backend: Backend | None) -> tuple[Backend, Sc
         from selfcorrect.tasks.scorers import LLMScorer
 
         return backend, LLMScorer(backend)
-    grader_options = {"base_url": cfg.base_url} if spec.kind == "llm" and cfg.base_url else {}
-    scorer = make_scorer(spec, **grader_options)
+    scorer = make_scorer(spec, **served_options(spec, cfg.base_url))
     return backend or get_backend(cfg.model, **options), scorer
 
 
