@@ -102,6 +102,12 @@ def test_backend_options_pass_through_and_unknown_ones_are_named():
     assert ok.returncode == 0, ok.stderr
     bad = _cli("chat", "--option", "foo=1", "hi")
     assert bad.returncode == 2 and "unexpected keyword argument 'foo'" in bad.stderr
+    # a number where the backend takes text is text again: the template's own error, no crash
+    text = _cli("chat", "--option", "template=1", "hi")
+    assert text.returncode == 2 and "unknown template '1'" in text.stderr, text.stderr
+    # the URL has its own flag (recorded in a run's identity): not a second way in
+    url = _cli("chat", "--option", "base-url=http://127.0.0.1:1/v1", "hi")
+    assert url.returncode == 2 and "use --base-url instead" in url.stderr, url.stderr
 
 
 def test_the_demo_construction_is_a_run_directory(tmp_path, capsys):

@@ -186,6 +186,25 @@ def test_resume_after_editing_the_data_file_is_refused_naming_it(tmp_path):
     assert _open_with(tmp_path / "r", data).finished_ids() == {"0"}
 
 
+def test_edited_inputs_are_refused_by_the_records_alone(tmp_path):
+    """With config.yaml and manifest.json gone, the records' fingerprints still hold the
+    inputs: an edited data file cannot resume into them, failed records included."""
+    data = tmp_path / "mine.jsonl"
+    data.write_text('{"q": "one"}\n')
+    run = _open_with(tmp_path / "r", data)
+    run.append({"id": "0"})
+    run.append({"id": "1", "error": "x"}, failed=True)
+    run.close()
+    (tmp_path / "r" / "config.yaml").unlink()
+    (tmp_path / "r" / "manifest.json").unlink()
+    data.write_text('{"q": "One"}\n')
+    with pytest.raises(RunDirError, match=r"record\(s\) of another configuration or other inputs"):
+        _open_with(tmp_path / "r", data)
+    (tmp_path / "r" / RECORDS).unlink()  # only the failures are left
+    with pytest.raises(RunDirError, match=r"another configuration or other inputs"):
+        _open_with(tmp_path / "r", data)
+
+
 def test_the_same_content_elsewhere_is_the_same_input(tmp_path):
     data = tmp_path / "mine.jsonl"
     data.write_text('{"q": "one"}\n')
@@ -277,6 +296,9 @@ def test_a_json_value_that_is_not_an_object_is_named(tmp_path):
         ("config.yaml", "a: [1\n", r"config.yaml: not valid YAML"),
         ("config.yaml", "- 1\n", r"config.yaml: expected a mapping"),
         ("config.yaml", "!!python/object:os.system x\n", r"config.yaml: not valid YAML"),
+        ("manifest.json", "[" * 100_000, r"manifest.json: corrupt JSON"),  # nested too deep
+        ("config.yaml", "[" * 100_000, r"config.yaml: not valid YAML"),
+        (RECORDS, '{"id": "0", "fingerprint": ' + "[" * 100_000 + "\n", r"records.jsonl:1"),
     ],
 )
 def test_a_corrupt_manifest_or_config_names_the_file(tmp_path, name, content, message):

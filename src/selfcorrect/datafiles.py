@@ -101,7 +101,7 @@ def read_jsonl(
             continue
         try:
             obj = json.loads(text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             problems.append(
                 RowProblem(str(path), number, f"invalid JSON ({getattr(exc, 'msg', exc)})")
             )

@@ -48,7 +48,7 @@ def read_lines(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise RunDirError(f"{path}:{i + 1}: corrupt record ({exc})") from exc
         if not isinstance(obj, dict):
             raise RunDirError(
@@ -112,7 +112,7 @@ def read_config(folder: str | Path) -> dict[str, Any]:
         return {}
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunDirError(f"{file}: not valid YAML ({first})") from exc
     if data is None:
@@ -130,7 +130,7 @@ def read_json_file(path: str | Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RunDirError(f"{file}: corrupt JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise RunDirError(f"{file}: expected a JSON object, got {type(data).__name__}")

@@ -218,10 +218,31 @@ def get_backend(spec: str, **options: object) -> Backend:
 
     module, name = BACKENDS[parsed.kind]
     cls = getattr(importlib.import_module(module), name)
+    options = _as_annotated(cls, options)
     try:
         return cls(parsed.arg, **options) if parsed.arg else cls(**options)  # type: ignore[no-any-return]
     except TypeError as exc:  # an option the backend does not take
         raise ModelSpecError(f"{spec}: {exc}".replace(".__init__() ", " ")) from exc
+
+
+def _as_annotated(cls: type, options: dict[str, object]) -> dict[str, object]:
+    """Options read from text as numbers (``template=1``) become text again where the backend
+    takes only text, so a backend never sees a number where it expects a file name."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # unresolvable annotations: leave the options as they are
+        return options
+    out = dict(options)
+    for key, value in options.items():
+        hint = hints.get(key)
+        if hint is None or isinstance(value, str) or not isinstance(value, (int, float)):
+            continue
+        accepted = set(typing.get_args(hint)) or {hint}
+        if str in accepted and not accepted & {int, float, bool}:
+            out[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
 
 
 # prefix -> (module, class); modules are imported only when their backend is used

@@ -35,7 +35,7 @@ def _config(values: Mapping[str, Any], conditions: list[str] | None = None) -> B
     return BBQConfig(
         categories=tuple(values["categories"] or ()),
         conditions=tuple(conditions or ("ambig", "disambig")),
-        backend_options=parse_options(values["option"]),
+        backend_options=parse_options(values["option"], url_flag=True),
         **{name: values[name] for name in STUDY_FIELDS},
     )
 

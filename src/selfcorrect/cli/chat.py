@@ -76,7 +76,7 @@ def chat(
     )
     spec = parse("check", check)  # a typo fails even when no round would use the check
     source = make_check(spec, settings) if rounds else None
-    backend = get_backend(model, base_url=base_url, **parse_options(option))
+    backend = get_backend(model, base_url=base_url, **parse_options(option, url_flag=True))
 
     def one(text: str, number: int) -> None:
         conv = Conversation(id=f"chat-{number}", question=text, system=system)

@@ -121,8 +121,10 @@ def strip_control(text: str) -> str:
     return _CONTROLS.sub("", text)
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
-    """``key=value`` backend options; values read as bool, int, float, else string."""
+def parse_options(pairs: list[str] | None, *, url_flag: bool = False) -> dict[str, Any]:
+    """``key=value`` backend options; values read as bool, int, float, else string (a backend
+    that takes text gets text back, see `get_backend`). `url_flag`: the command has its own
+    ``--base-url``, which the run's identity records, so ``base_url`` as an option is refused."""
     options: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
@@ -138,7 +140,10 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
                     break
                 except ValueError:
                     continue
-        options[key.strip().replace("-", "_")] = value
+        name = key.strip().replace("-", "_")
+        if name == "base_url" and url_flag:
+            raise ValueError(f"backend option {pair!r}: use --base-url instead")
+        options[name] = value
     return options
 
 

@@ -74,7 +74,7 @@ def serve(
             raise ValueError(f"--api-key-env {api_key_env}: the variable is not set or empty")
     if final not in ("last", "first_accepted"):
         raise ValueError(f"--final must be last or first_accepted, got {final!r}")
-    options = parse_options(option)
+    options = parse_options(option, url_flag=True)
     config = ServeConfig(
         model=model,
         rounds=rounds,
