@@ -331,6 +331,15 @@ def test_upstream_mode_in_front_of_a_real_llama_cpp_server(upstream):
             model="openai/smollm2", messages=[{"role": "user", "content": "Is 91 prime?"}]
         )
         assert r.choices[0].message.content and len(r.model_extra["selfcorrect"]["turns"]) == 3
+    # a checker model on the same kind of server gets --base-url too (not api.openai.com)
+    checked = ("--check", "model:openai/smollm2")
+    with serve("--model", "openai/smollm2", "--base-url", upstream, *checked, *TOKENS) as (base, _):
+        r = client(base).chat.completions.create(
+            model="openai/smollm2", messages=[{"role": "user", "content": "Is 91 prime?"}]
+        )
+        turns = r.model_extra["selfcorrect"]["turns"]
+        assert [t["kind"] for t in turns] == ["answer", "check", "answer"]
+        assert turns[1]["source"].startswith("checker") and turns[1]["content"]
 
 
 def test_upstream_faults_are_retried_then_a_clear_5xx_never_an_empty_200(upstream):

@@ -253,7 +253,7 @@ def test_a_local_checker_and_grader_keep_no_url_when_the_model_is_served(tmp_pat
     # the answering model is an openai/ spec at --base-url; the checker and the grader are local
     # (scripted) and must not be given the URL (get_backend refuses it for a non-openai spec)
     from selfcorrect.bbq.study import BBQConfig, check_settings
-    from selfcorrect.tasks.study import served_options
+    from selfcorrect.specs import served_options
 
     url = "http://127.0.0.1:9/v1"
     cfg = TaskConfig(

@@ -231,6 +231,14 @@ def parse(family: str, text: str | Spec) -> Spec:
     return Spec(family, kind, arg, value)
 
 
+def served_options(spec: Spec, base_url: str | None) -> dict[str, Any]:
+    """Backend options of a judge model (the model of a ``model:SPEC`` check or an ``llm:SPEC``
+    scorer): one served by an OpenAI-compatible server shares the study's `base_url`; any other
+    (local, scripted) takes none, as it would refuse a URL."""
+    served = bool(base_url) and isinstance(spec.value, Spec) and spec.value.kind == "openai"
+    return {"base_url": base_url} if served else {}
+
+
 def plain(obj: Any) -> Any:
     """A config (dataclasses, specs, tuples) as plain YAML/JSON data; specs become their text."""
     if isinstance(obj, Spec):

@@ -65,7 +65,7 @@ def serve(
     from selfcorrect.serve.app import CaCService, ServeConfig, create_app
     from selfcorrect.serve.audit import AuditLog
     from selfcorrect.serve.batcher import Batcher
-    from selfcorrect.specs import plain
+    from selfcorrect.specs import plain, served_options
 
     api_key = None
     if api_key_env:
@@ -92,7 +92,9 @@ def serve(
     checker: ModelCheck | None = None
     if config.check.kind == "model":  # type: ignore[union-attr]
         settings = CheckSettings(
-            prompt=check_prompt, params=GenParams(max_new_tokens=check_max_tokens)
+            prompt=check_prompt,
+            params=GenParams(max_new_tokens=check_max_tokens),
+            checker_options=served_options(config.check, base_url),  # type: ignore[arg-type]
         )
         built = make_check(config.check, settings)
         assert isinstance(built, ModelCheck)

@@ -26,7 +26,7 @@ from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import finish_study, run_samples, token_totals
 from selfcorrect.runs import RunDir
-from selfcorrect.specs import Spec, parse, plain
+from selfcorrect.specs import Spec, parse, plain, served_options
 from selfcorrect.tasks import prompts as P
 from selfcorrect.tasks.checks import review_verdict
 from selfcorrect.tasks.data import BUILTIN, Fields, TaskItem, load_task
@@ -121,14 +121,6 @@ def fill(template: str, **fields: str) -> str:
     put in for one field is never scanned for another, so data is never used as a template
     (other braces stay as they are)."""
     return _FIELD.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
-
-
-def served_options(spec: Spec, base_url: str | None) -> dict[str, Any]:
-    """Backend options of a judge model (the model of a ``model:SPEC`` check or an ``llm:SPEC``
-    scorer): one served by an OpenAI-compatible server shares the study's `base_url`; any other
-    (local, scripted) takes none, as it would refuse a URL."""
-    served = bool(base_url) and isinstance(spec.value, Spec) and spec.value.kind == "openai"
-    return {"base_url": base_url} if served else {}
 
 
 def question_text(item: TaskItem, style: str, kind: str) -> str:
