@@ -57,12 +57,22 @@ def test_the_models_generation_config_does_not_leak_in(hf):
     params = GenParams(max_new_tokens=8)
     before = hf.generate(c, params)[0].text
     config = hf.model.generation_config
-    saved = config.repetition_penalty, config.no_repeat_ngram_size
-    config.repetition_penalty, config.no_repeat_ngram_size = 3.0, 2
+    first = hf.tokenizer.encode(before, add_special_tokens=False)[0]
+    leaks = {
+        "repetition_penalty": 3.0,
+        "no_repeat_ngram_size": 2,
+        "suppress_tokens": [first],  # would change the very first token
+        "bad_words_ids": [[first]],
+        "min_new_tokens": 8,
+    }
+    saved = {k: getattr(config, k, None) for k in leaks}
+    for k, v in leaks.items():
+        setattr(config, k, v)
     try:
         assert hf.generate(c, params)[0].text == before
     finally:
-        config.repetition_penalty, config.no_repeat_ngram_size = saved
+        for k, v in saved.items():
+            setattr(config, k, v)
 
 
 def test_named_templates_render_the_papers_formats():

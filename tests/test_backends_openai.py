@@ -177,3 +177,12 @@ def test_every_request_of_a_conversation_carries_one_session_key(server_url):
     assert len(seen) == 2 * 5  # two conversations, five model calls each
     assert [len(v) for v in keys.values()] == [1, 1]  # one key per conversation...
     assert len(set.union(*keys.values())) == 2  # ...and a different one for each
+
+
+def test_greedy_requests_leave_out_the_fields_servers_spell_differently():
+    from selfcorrect.backends.openai_payload import request_body
+
+    greedy = request_body("m", GenParams(temperature=0.0), "extended", "openai/m")["extra_body"]
+    assert "top_k" not in greedy and "min_p" not in greedy and greedy["repeat_penalty"] == 1.0
+    sampled = request_body("m", GenParams(temperature=0.5), "extended", "openai/m")["extra_body"]
+    assert sampled["top_k"] == 0 and sampled["min_p"] == 0.0

@@ -314,3 +314,23 @@ def test_an_unusable_out_path_is_one_clear_error(tmp_path):
         _open(tmp_path / "file")
     with pytest.raises(RunDirError, match=r"cannot use as a run directory \(Not a directory\)"):
         _open(tmp_path / "file" / "sub")
+
+
+def test_a_writer_killed_while_rewriting_the_config_leaves_no_torn_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    run = _open(tmp_path / "r")
+    run.append({"id": "0"})
+    run.close()
+    (tmp_path / "r" / "config.yaml").unlink()  # rewritten on the next open
+    real = Path.write_text
+
+    def dies_halfway(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError("killed")
+
+    monkeypatch.setattr(Path, "write_text", dies_halfway)
+    with pytest.raises(OSError, match="killed"):
+        _open(tmp_path / "r")
+    monkeypatch.undo()
+    assert _open(tmp_path / "r").finished_ids() == {"0"}  # the same run still resumes

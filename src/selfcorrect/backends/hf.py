@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,25 @@ class HFBackend:
             self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         )
 
+    @contextmanager
+    def _neutral_generation_config(self) -> Iterator[None]:
+        """While generating, the model's ``generation_config`` keeps only its special token ids.
+        transformers fills every decoding setting we leave unset from it (suppressed or banned
+        tokens, a minimum length, cut-offs...), so nothing of it may apply: every decoding
+        setting comes from `GenParams`."""
+        from transformers import GenerationConfig
+
+        own = self.model.generation_config
+        self.model.generation_config = GenerationConfig(
+            bos_token_id=own.bos_token_id,
+            eos_token_id=own.eos_token_id,
+            pad_token_id=own.pad_token_id,
+        )
+        try:
+            yield
+        finally:
+            self.model.generation_config = own
+
     def _batch(self, texts: list[str], params: GenParams) -> list[Completion]:
         import torch
 
@@ -200,7 +220,7 @@ class HFBackend:
                 [_CountPenalty(enc["input_ids"].shape[1], params)]
             )
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), self._neutral_generation_config():
             generated = self.model.generate(
                 **enc, **kwargs, pad_token_id=self.tokenizer.pad_token_id
             )  # (b, prompt + new)

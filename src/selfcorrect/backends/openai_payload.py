@@ -46,6 +46,10 @@ def request_body(model: str, params: GenParams, sampling_fields: str, name: str)
                 "use sampling_fields=extended with a server that reads them"
             )
         return body
+    if params.temperature == 0:
+        # greedy decoding ignores them, and servers disagree on how "off" is spelled (vLLM
+        # before 0.9 refuses top_k 0 and wants -1; llama_cpp.server refuses -1)
+        del extra["top_k"], extra["min_p"]
     body["extra_body"] = extra
     return body
 

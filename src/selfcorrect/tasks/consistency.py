@@ -2,8 +2,10 @@
 
 Self-consistency (Wang et al., ICLR 2023) samples k answers and keeps the most common one. Here
 each sample is the task's first answer (same prompt, same token limit) drawn with temperature
-sampling; sample i of every question uses the seed ``1000 * seed + i``, so samples do not depend
-on batching or on a resumed run. The vote counts what the scorer read from each answer (a
+sampling; sample i of every question uses the seed ``1000 * seed + i``, so with the llama.cpp
+backend and OpenAI-compatible servers (one seed per request) samples do not depend on batching or
+on a resumed run. The hf backend seeds torch once per batch, so its samples depend on which
+questions share a batch (``--batch-size 1`` makes them independent of it). The vote counts what the scorer read from each answer (a
 number, an option label, a normalised text); unscored samples do not vote; a tie goes to the
 value that appeared first; a question with no scored sample is unscored (wrong).
 
