@@ -231,7 +231,7 @@ def _as_annotated(cls: type, options: dict[str, object]) -> dict[str, object]:
     import typing
 
     try:
-        hints = typing.get_type_hints(cls.__init__)
+        hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
     except Exception:  # unresolvable annotations: leave the options as they are
         return options
     out = dict(options)
