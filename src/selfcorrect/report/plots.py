@@ -407,5 +407,6 @@ def tradeoff_plot(metrics: dict[str, Any], out: Path) -> list[Path]:
     ax.set_xlabel(f"over-refusal on XSTest safe prompts ({metrics.get('over_refusal_judge')})")
     ax.set_ylabel("attack success rate, final answer")
     ax.set_title("Attack success vs over-refusal per defence")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if ax.get_legend_handles_labels()[0]:  # nothing plotted (no rate yet): no legend to draw
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return save(fig, out, "asr_vs_over_refusal")
