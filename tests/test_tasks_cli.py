@@ -94,6 +94,8 @@ def test_failed_questions_exit_1_unless_allowed(tmp_path):
             str(tmp_path / "d"),
         )
     assert failed.returncode == 1, failed.stderr
+    assert "no question finished: no plots, no report" in failed.stdout
+    assert not (tmp_path / "a" / "report.html").exists()
     assert "error: 2 question(s) failed" in failed.stderr and "--allow-failures" in failed.stderr
     assert allowed.returncode == 0 and "warning: 2 question(s) failed" in allowed.stderr
     assert compared.returncode == 1 and "error: 2 sample(s) failed" in compared.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -209,5 +210,8 @@ def task(
             f"{len(metrics['data_problems'])} data row(s) skipped, e.g. {metrics['data_problems'][0]}",
             err=True,
         )
-    typer.echo(f"\nwrote {out}/records.jsonl, metrics.json, plots and report.html")
+    if (Path(out) / "report.html").exists():
+        typer.echo(f"\nwrote {out}/records.jsonl, metrics.json, plots and report.html")
+    else:
+        typer.echo(f"\nwrote {out}/metrics.json (no question finished: no plots, no report)")
     exit_if_failed(metrics["failed"], allow=allow_failures, out=out, what="question")
