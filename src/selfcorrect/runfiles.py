@@ -135,3 +135,12 @@ def read_json_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RunDirError(f"{file}: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def write_text_atomic(file: Path, text: str) -> Path:
+    """Write through a temporary file and a rename: a killed writer leaves the old file or the
+    new one, never a torn one."""
+    tmp = file.with_suffix(file.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(file)
+    return file

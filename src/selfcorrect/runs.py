@@ -47,6 +47,7 @@ from selfcorrect.runfiles import (
     read_lines,
     read_records,
     read_records_with_lines,
+    write_text_atomic,
 )
 
 RECORDS = "records.jsonl"
@@ -199,17 +200,10 @@ def _check_records(root: Path, fp: str) -> int:
     return duplicates
 
 
-def _write_text(file: Path, text: str) -> Path:
-    """Write through a temporary file and a rename: a killed writer leaves the old file or the
-    new one, never a torn one."""
-    tmp = file.with_suffix(file.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(file)
-    return file
-
-
 def _write_json(file: Path, obj: Any) -> Path:
-    return _write_text(file, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    return write_text_atomic(
+        file, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
+    )
 
 
 def _repair_tail(root: Path) -> None:
@@ -318,7 +312,7 @@ class RunDir:
         duplicates = _check_records(root, fp)
         if not config_file.exists():
             text = yaml.safe_dump({**resolved, "command": argv or sys.argv}, sort_keys=False)
-            _write_text(config_file, text)
+            write_text_atomic(config_file, text)
         manifest.setdefault("started", _now())
         manifest.setdefault("resumed", [])
         if (root / RECORDS).exists():

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import yaml
 
+from selfcorrect.runfiles import write_text_atomic
 from selfcorrect.runs import RunDir
 from selfcorrect.theory.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from selfcorrect.theory.config import (
@@ -84,7 +85,7 @@ def open_run(cfg: TrainConfig, out: Path) -> RunDir:
         if data:
             upgraded = upgrade_saved(data, {"study": STUDY, **cfg.identity()})
             if upgraded != data:
-                saved.write_text(yaml.safe_dump(upgraded, sort_keys=False))
+                write_text_atomic(saved, yaml.safe_dump(upgraded, sort_keys=False))
     m = cfg.model
     name = f"{m.n_embd}/{m.n_layer}/{m.n_head} {m.attention}{'' if m.ffn else ' no-FFN'}"
     return RunDir.open(out, study=STUDY, config=cfg.identity(), model=name, seed=cfg.seed)
