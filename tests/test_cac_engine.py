@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from selfcorrect.backends.base import GenParams
 from selfcorrect.backends.scripted import ScriptedBackend
 from selfcorrect.cac.checks import (
@@ -281,3 +283,15 @@ def test_two_step_answers_keep_reasoning_then_ask_the_followup():
         "answer",
     ]
     assert [t.content for t in conv.answers()] == ["Choice: x", "Choice: x"]
+
+
+def test_first_accepted_with_a_check_that_gives_no_verdicts_is_refused():
+    from selfcorrect.cac.checks import SelfCheck, VerdictCheck
+    from selfcorrect.cac.engine import Scheduler
+
+    scheduler = Scheduler(ScriptedBackend())
+    config = CaCConfig(rounds=1, final_policy="first_accepted")
+    with pytest.raises(ValueError, match="first_accepted needs a check that gives verdicts"):
+        scheduler.add(Conversation(id="a", question="q"), SelfCheck(), config)  # never passes
+    scheduler.add(Conversation(id="b", question="q"), VerdictCheck(), config)
+    scheduler.add(Conversation(id="c", question="q"), SelfCheck(), CaCConfig(rounds=1))
