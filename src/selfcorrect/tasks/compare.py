@@ -101,8 +101,8 @@ def run_compare(
     fail_fast: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) every mode into ``out/<mode>/``, then write ``compare.json`` and the
-    report; returns the summary. `fail_fast` stops a CaC mode at its first failed question, and
-    the comparison after a self-consistency run with a failed sample."""
+    report; returns the summary. `fail_fast` stops at the first failed question of a CaC mode or
+    the first failed self-consistency sample (`BackendError`)."""
     modes = parse_modes(modes)
     out = Path(out)
     configs = [(m, mode_config(base, m)) for m in modes if m in CAC_MODES]  # validates first

@@ -5,9 +5,10 @@ each sample is the task's first answer (same prompt, same token limit) drawn wit
 sampling; sample i of every question uses the seed ``1000 * seed + i``, so with the llama.cpp
 backend and OpenAI-compatible servers (one seed per request) samples do not depend on batching or
 on a resumed run. The hf backend seeds torch once per batch, so its samples depend on which
-questions share a batch (``--batch-size 1`` makes them independent of it). The vote counts what the scorer read from each answer (a
-number, an option label, a normalised text); unscored samples do not vote; a tie goes to the
-value that appeared first; a question with no scored sample is unscored (wrong).
+questions share a batch (``--batch-size 1`` makes them independent of it). The vote counts what
+the scorer read from each answer (a number, an option label, a normalised text); unscored
+samples do not vote; a tie goes to the value that appeared first; a question with no scored
+sample is unscored (wrong).
 
 Equal compute (Huang et al. 2024, section 5, compare self-correction with self-consistency at
 equal inference cost): with a target of T generated tokens per question (a CaC run's mean over

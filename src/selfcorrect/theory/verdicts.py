@@ -204,7 +204,8 @@ def verdicts(panels: dict[str, Metrics]) -> list[Verdict]:
 
 
 def _wall_time(run: dict[str, Any]) -> str:
-    """ "85 min (1 thread)", "12 min (cuda)"; no thread note for models trained before it was recorded."""
+    """The wall-time cell, e.g. "85 min (1 thread)" or "12 min (cuda)"; models trained before
+    thread counts were recorded get no note."""
     if not run.get("seconds"):
         return ""
     device, threads = run.get("device") or "cpu", run.get("torch_threads")
