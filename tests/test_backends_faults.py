@@ -50,7 +50,7 @@ def test_a_server_that_never_finishes_ends_within_the_deadline(server):
             3 * deadline, lambda: backend.generate(Q, GenParams(max_new_tokens=4))
         )
     assert ended
-    assert isinstance(error, BackendError)
+    assert isinstance(error, BackendError) and error.kind == "timeout"
     assert "no answer in time from the server" in str(error) and "\n" not in str(error)
 
 
@@ -82,6 +82,17 @@ def test_an_echoed_key_is_scrubbed_from_per_sample_errors(monkeypatch):
         out = _backend(url, api_key_env="SC_TEST_KEY").generate(Q, GenParams(max_new_tokens=4))
     assert all(c.finish_reason == "error" for c in out)
     assert all("HTTP 400" in c.error and KEY not in c.error for c in out)
+    assert {c.error_kind for c in out} == {"invalid"}  # the request's fault, not the server's
+
+
+@pytest.mark.parametrize(
+    "status, kind", [(413, "invalid"), (422, "invalid"), (504, "timeout"), (500, "upstream")]
+)
+def test_a_refused_request_says_whose_failure_it_is(status, kind):
+    with echo_server(status) as url:
+        [out] = _backend(url, max_retries=0).generate(Q[:1], GenParams(max_new_tokens=4))
+    assert out.finish_reason == "error" and f"HTTP {status}" in out.error
+    assert out.error_kind == kind
 
 
 def test_url_credentials_are_scrubbed():
@@ -89,6 +100,7 @@ def test_url_credentials_are_scrubbed():
     backend = _backend(url, max_retries=0)
     with pytest.raises(BackendError, match="cannot reach") as info:
         backend.generate(Q[:1], GenParams(max_new_tokens=4))
+    assert info.value.kind == "unreachable"
     assert "pa55word" not in str(info.value) and "alice:" not in str(info.value)
     assert "pa55word" not in repr(backend) and "pa55word" not in str(backend.describe())
 
@@ -109,28 +121,30 @@ def test_a_template_error_is_reported_as_such_and_never_sent():
     with echo_server(500) as upstream, fault_proxy(upstream, []) as (url, log):
         out = _backend(url, template=strict).generate(Q[:1], GenParams(max_new_tokens=4))[0]
     assert out.finish_reason == "error" and "chat template error: system first" in out.error
+    assert out.error_kind == "invalid"  # a chat the model's template refuses: the caller's
     assert "malformed" not in out.error and log == []  # not retried, nothing sent
 
 
 def test_retries_are_bounded_per_backend_instance():
-    faults = [(503, {}, b"{}")] * 50
+    faults = [(504, {}, b"{}")] * 50
     with echo_server(500) as upstream, fault_proxy(upstream, faults) as (url, log):
         backend = _backend(url, max_retries=4, retry_budget=3, concurrency=1)
         out = backend.generate([chat(("user", f"q{i}")) for i in range(4)], GenParams())
     assert all(c.finish_reason == "error" for c in out)
     assert backend.retries == 3 and len(log) == 4 + 3  # one try each, 3 retries in all
     assert any("retry budget is spent" in c.error for c in out)
+    assert {c.error_kind for c in out} == {"timeout"}  # a gateway timeout, however it ended
 
 
 def test_retry_after_longer_than_the_deadline_gives_up_at_once():
     with (
         echo_server(500) as upstream,
-        fault_proxy(upstream, [(503, {"retry-after": "60"}, b"{}")]) as (url, log),
+        fault_proxy(upstream, [(504, {"retry-after": "60"}, b"{}")]) as (url, log),
     ):
         start = time.monotonic()
         out = _backend(url, deadline=5.0).generate(Q[:1], GenParams(max_new_tokens=4))[0]
     assert time.monotonic() - start < 5.0 and len(log) == 1
-    assert "asked to retry after 60s" in out.error
+    assert "asked to retry after 60s" in out.error and out.error_kind == "timeout"
 
 
 def test_retry_time_is_bounded_per_backend_instance():

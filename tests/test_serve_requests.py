@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from selfcorrect.backends.base import BackendError, Completion
 from selfcorrect.backends.scripted import ScriptedBackend
+from selfcorrect.cac.checks import CheckResult, VerdictCheck
+from selfcorrect.cac.conversation import Conversation
+from selfcorrect.cac.engine import CaCConfig, Scheduler
 from selfcorrect.serve import app as A
 from selfcorrect.serve.batcher import Batcher
 from selfcorrect.serve.schema import RequestError, parse_request
@@ -79,18 +83,68 @@ def test_first_accepted_needs_a_check_that_gives_verdicts():
         A.ServeConfig(model="scripted", final="first_accepted")  # at start, not per request
 
 
+class Failing(ScriptedBackend):
+    """A backend whose calls from the `after`-th on fail the given way: raise `how` if it is
+    an exception, else return failed completions of that kind."""
+
+    def __init__(self, how, after=0):
+        super().__init__()
+        self.how, self.after = how, after
+
+    def generate(self, chats, params):
+        if self.after:
+            self.after -= 1
+            return super().generate(chats, params)
+        if isinstance(self.how, Exception):
+            raise self.how
+        return [Completion("", 0, 0, 0.0, "error", error="no", error_kind=self.how) for _ in chats]
+
+
+class FailingCheck(VerdictCheck):
+    def check(self, backend, conversations, round):
+        return [CheckResult("Wrong?", "", error="gone", error_kind="unreachable")] * len(
+            conversations
+        )
+
+
 @pytest.mark.parametrize(
-    "error, status",
+    "how, status",
     [
-        ("openai/x: cannot reach the server at http://h: all 1 request(s) failed", 503),
-        ("openai/x: no answer in time from the server at http://h", 504),
-        ("no complete answer within the deadline of 30s (1 attempt(s))", 504),
-        ("prompt of 3000 tokens + 256 new tokens exceeds the context of 2048", 400),
-        ("HTTP 400: maximum context length is 4096 tokens", 400),
-        ("HTTP 500: oops", 502),
-        ("check: malformed response", 502),
-        ("internal error: KeyError: 'x'", 500),
+        (BackendError("openai/x: cannot reach the server", kind="unreachable"), 503),
+        (BackendError("openai/x: no answer in time", kind="timeout"), 504),
+        (BackendError("openai/x: the server refused the credentials"), 502),
+        (KeyError("x"), 500),  # a bug of ours
+        ("invalid", 400),  # e.g. the prompt does not fit the model's context
+        ("timeout", 504),
+        (None, 502),  # a backend that does not say whose failure it is: the upstream's
     ],
 )
-def test_a_failure_is_answered_with_the_status_that_says_whose_it_is(error, status):
-    assert A.failure_status(error)[0] == status
+def test_a_failure_is_answered_with_the_status_that_says_whose_it_is(how, status):
+    scheduler = Scheduler(Failing(how), contain_failures=True)
+    scheduler.add(Conversation("c", "Hi"), None, CaCConfig(rounds=0))
+    [done] = scheduler.step()
+    code, body = A.failure_reply(done.error, done.error_kind)
+    assert code == status == body["error"]["code"]
+    kinds = {400: "invalid_request_error", 500: "server_error"}
+    assert body["error"]["type"] == kinds.get(status, "upstream_error")
+
+
+@pytest.mark.parametrize(
+    "backend, check, status",
+    [
+        (ScriptedBackend(), FailingCheck(), 503),  # a check of its own that failed
+        (Failing("timeout", after=1), VerdictCheck(), 504),  # the model failed at checking
+    ],
+)
+def test_a_failed_check_keeps_its_kind_and_the_first_failure_is_the_cause(backend, check, status):
+    scheduler = Scheduler(backend, contain_failures=True)
+    scheduler.add(Conversation("c", "Hi"), check, CaCConfig(rounds=1))
+    done = []
+    while scheduler.jobs:
+        done += scheduler.step()
+    [conv] = done
+    assert conv.error.startswith("check: ") and len(conv.answers()) == 1
+    assert A.failure_reply(conv.error, conv.error_kind)[0] == status
+    first = (conv.error, conv.error_kind)
+    conv.fail("later", "internal")
+    assert (conv.error, conv.error_kind) == first

@@ -13,7 +13,14 @@ A check is anything with a `name` and ``check(backend, conversations, round)`` r
 torch, llama.cpp and transformers are imported only when a backend or the theory lab needs them.
 """
 
-from selfcorrect.backends.base import Backend, Completion, GenParams, Message, get_backend
+from selfcorrect.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    GenParams,
+    Message,
+    get_backend,
+)
 from selfcorrect.cac.checks import (
     Check,
     CheckResult,
@@ -31,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backend",
+    "BackendError",
     "CaCConfig",
     "Check",
     "CheckResult",

@@ -14,10 +14,27 @@ from typing import Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "error"]
+FailureKind = Literal["invalid", "unreachable", "timeout", "upstream", "internal", "cancelled"]
+"""Whose failure it is: "invalid", the request cannot be served (too long for the model's
+context, a chat its template cannot render, refused by the upstream as invalid);
+"unreachable", the model's server cannot be reached; "timeout", it did not answer in time;
+"upstream", any other failure of the model or its server; "internal", a bug of ours;
+"cancelled", the caller gave up."""
 
 
 class BackendError(RuntimeError):
-    """A backend could not produce a completion (unreachable server, failed request...)."""
+    """A backend could not produce a completion (unreachable server, failed request...);
+    `kind` says whose failure it is (a `FailureKind`). A check may raise it too: the server
+    answers a failed request with the status its kind calls for.
+
+    Example::
+
+        raise BackendError("my-judge: cannot reach http://judge:8000", kind="unreachable")
+    """
+
+    def __init__(self, message: str, *, kind: FailureKind = "upstream") -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
 
 
 class ModelSpecError(ValueError):
@@ -130,6 +147,7 @@ class Completion:
     finish_reason: FinishReason
     cached_tokens: int = 0  # prompt tokens whose KV state was reused, not recomputed
     error: str | None = None
+    error_kind: FailureKind | None = None  # set with `error`; None reads as "upstream"
     extra: dict[str, object] = field(default_factory=dict)
     prompt_sha256: str | None = None
     batch_seconds: float = 0.0

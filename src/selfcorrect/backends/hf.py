@@ -150,7 +150,9 @@ class HFBackend:
             try:
                 texts[i] = self.prompt_text(c, params.prefill)
             except TemplateError as exc:
-                out[i] = Completion("", 0, 0, 0.0, "error", error=f"{self.name}: {exc}")
+                out[i] = Completion(
+                    "", 0, 0, 0.0, "error", error=f"{self.name}: {exc}", error_kind="invalid"
+                )
         # Batches of similar prompt length waste less compute on padding; results keep the
         # caller's order. (Greedy outputs do not depend on the batch: tested.)
         order = sorted(texts, key=lambda i: len(texts[i]))

@@ -8,20 +8,42 @@ import re
 import time
 from typing import Any
 
+from selfcorrect.backends.base import FailureKind
+
 TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 AUTH_STATUS = {401, 403}
+INVALID_STATUS = {400, 413, 422}  # the server refused the request itself
+TIMEOUT_STATUS = {408, 504}
 
 
 class Failure(Exception):
-    """A failed request. kind: connect, timeout, status, auth, malformed, local."""
+    """A failed request. kind: connect, timeout, status (then `status` is the HTTP status),
+    auth, malformed, template (the chat cannot be rendered), local (it could not be sent)."""
 
     def __init__(
-        self, message: str, *, kind: str, transient: bool, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        kind: str,
+        transient: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
     ):
         super().__init__(message)
         self.kind = kind
         self.transient = transient
         self.retry_after = retry_after
+        self.status = status
+
+    def failure_kind(self) -> FailureKind:
+        """Whose failure this is, for whoever serves the answer (see `FailureKind`)."""
+        if self.kind == "template" or self.status in INVALID_STATUS:
+            return "invalid"
+        if self.kind == "connect":
+            return "unreachable"
+        if self.kind == "timeout" or self.status in TIMEOUT_STATUS:
+            return "timeout"
+        return "upstream"
 
 
 _URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")

@@ -251,7 +251,9 @@ class LlamaCppBackend:
         try:
             text = self.prompt_text(messages, params.prefill)
         except TemplateError as exc:
-            return Completion("", 0, 0, 0.0, "error", error=f"{self.name}: {exc}")
+            return Completion(
+                "", 0, 0, 0.0, "error", error=f"{self.name}: {exc}", error_kind="invalid"
+            )
         digest = sha256_text(text)
         tokens = self.tokenize(text)
         n_ctx = self.llm.n_ctx()
@@ -264,6 +266,7 @@ class LlamaCppBackend:
                 finish_reason="error",
                 error=f"prompt of {len(tokens)} tokens + {params.max_new_tokens} new tokens "
                 f"exceeds the context of {n_ctx}",
+                error_kind="invalid",
                 prompt_sha256=digest,
             )
         start = time.perf_counter()

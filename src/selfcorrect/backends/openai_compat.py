@@ -238,14 +238,17 @@ class OpenAIBackend:
                 what = "cannot reach" if kinds == {"connect"} else "no answer in time from"
                 raise BackendError(
                     f"{self.name}: {what} the server at {url}: all {len(failures)} request(s) "
-                    f"failed, e.g. {failures[0]}"
+                    f"failed, e.g. {failures[0]}",
+                    kind="unreachable" if kinds == {"connect"} else "timeout",
                 )
             if kinds == {"auth"}:
                 raise BackendError(
                     f"{self.name}: the server at {url} refused the credentials: {failures[0]}"
                 )
         out = [
-            r if isinstance(r, Completion) else Completion("", 0, 0, 0.0, "error", error=str(r))
+            r
+            if isinstance(r, Completion)
+            else Completion("", 0, 0, 0.0, "error", error=str(r), error_kind=r.failure_kind())
             for r in results
         ]
         return with_batch_seconds(out, wall)
@@ -270,7 +273,7 @@ class OpenAIBackend:
             try:
                 payload = self._payload(c, params)
             except TemplateError as exc:  # local: the same chat would fail again
-                return Failure(str(exc), kind="local", transient=False)
+                return Failure(str(exc), kind="template", transient=False)
             session = self.sessions.key(c)
             request = {**body, "user": session, "extra_headers": {self.session_header: session}}
             async with gate:
@@ -305,6 +308,7 @@ class OpenAIBackend:
                         f"{failure} (not retried: this backend's retry budget is spent)",
                         kind=failure.kind,
                         transient=True,
+                        status=failure.status,
                     )
                 delay = min(30.0, self.backoff * 2 ** (attempt - 1)) * (1 + random.random() / 2)
                 if failure.retry_after is not None:
@@ -316,6 +320,7 @@ class OpenAIBackend:
                         f"past the {self.deadline:g}s deadline)",
                         kind=failure.kind,
                         transient=True,
+                        status=failure.status,
                     )
                 self.retries += 1
                 await asyncio.sleep(delay)
@@ -361,6 +366,7 @@ class OpenAIBackend:
                 kind="auth" if status in AUTH_STATUS else "status",
                 transient=status in TRANSIENT_STATUS,
                 retry_after=retry_after_seconds(exc.response.headers.get("retry-after")),
+                status=status,
             ) from None
         except openai.APITimeoutError:
             raise Failure(

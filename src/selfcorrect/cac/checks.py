@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
-from selfcorrect.backends.base import Backend, Completion, GenParams, Message
+from selfcorrect.backends.base import Backend, Completion, FailureKind, GenParams, Message
 from selfcorrect.cac.conversation import Conversation, Verdict
 from selfcorrect.cac.engine import failed
 from selfcorrect.specs import Spec, parse
@@ -52,7 +52,8 @@ class CheckResult:
     assistant turn that stays in context); `verdict` says whether the check accepts the answer
     ("pass"), rejects it ("fail"), could not be read ("unknown") or gives none (None).
     `source` says who checked: "model", "checker:<spec>", "oracle", "rule"... A result with
-    `error` set marks the conversation failed (it is never shown as a check).
+    `error` set marks the conversation failed (it is never shown as a check); `error_kind`
+    says whose failure that was (a `FailureKind`; None reads as "upstream").
 
     Example::
 
@@ -71,6 +72,7 @@ class CheckResult:
     finish_reason: str | None = None
     prompt_sha256: str | None = None
     error: str | None = None
+    error_kind: FailureKind | None = None
 
 
 @runtime_checkable
@@ -129,7 +131,13 @@ def _result(
     prompt: str, completion: Completion, parser: VerdictParser | None, source: str
 ) -> CheckResult:
     if failed(completion):
-        return CheckResult(prompt, "", source=source, error=completion.error or "generation failed")
+        return CheckResult(
+            prompt,
+            "",
+            source=source,
+            error=completion.error or "generation failed",
+            error_kind=completion.error_kind,
+        )
     return CheckResult(
         prompt=prompt,
         text=completion.text,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from selfcorrect.backends.base import Chat, Message
+from selfcorrect.backends.base import Chat, FailureKind, Message
 
 Verdict = Literal["pass", "fail", "unknown"]  # does the check accept the previous answer?
 TurnKind = Literal[
@@ -77,7 +77,8 @@ class Conversation:
     Before a run, set `question` (and optionally `system` and `context`, earlier turns that
     come before the question); the engine writes `turns`: system, demos, context, question,
     then every answer, check and re-ask. After a run, `final_answer()` is the answer the
-    final-answer policy keeps and `error` says why a failed conversation stopped.
+    final-answer policy keeps; `error` says why a failed conversation stopped and `error_kind`
+    whose failure that was (see `FailureKind`).
 
     Example::
 
@@ -93,6 +94,7 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
     stopped_at: int | None = None  # round whose answer was accepted (first_accepted policy)
     error: str | None = None
+    error_kind: FailureKind | None = None
 
     @classmethod
     def from_messages(cls, id: str, messages: Sequence[Message]) -> Conversation:
@@ -134,6 +136,12 @@ class Conversation:
         if self.stopped_at is not None:
             return next(t for t in answers if t.round == self.stopped_at)
         return answers[-1]
+
+    def fail(self, error: str, kind: FailureKind | None) -> None:
+        """Mark the conversation failed, unless it already is (the first failure is the cause);
+        a failure of unknown kind counts as the model's or its server's ("upstream")."""
+        if self.error is None:
+            self.error, self.error_kind = error, kind or "upstream"
 
     @property
     def active(self) -> bool:

@@ -25,7 +25,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from selfcorrect.backends.base import Backend, BackendError, Completion, GenParams
+from selfcorrect.backends.base import (
+    Backend,
+    BackendError,
+    Completion,
+    FailureKind,
+    GenParams,
+)
 from selfcorrect.cac.conversation import (
     Conversation,
     FinalPolicy,
@@ -104,13 +110,13 @@ def model_turn(
     )
 
 
-def failure_text(exc: Exception) -> str:
-    """What a conversation's error says about an exception from one of its calls: a backend's
-    own message, or "internal error: <type>: <message>" for anything else (a bug, not the
-    model)."""
+def failure_of(exc: Exception) -> tuple[str, FailureKind]:
+    """What a conversation's error says about an exception from one of its calls, and whose
+    failure it is: a backend's own message and kind, or "internal error: <type>: <message>"
+    for anything else (a bug, not the model)."""
     if isinstance(exc, BackendError):
-        return str(exc)
-    return f"internal error: {type(exc).__name__}: {exc}"
+        return str(exc), exc.kind
+    return f"internal error: {type(exc).__name__}: {exc}", "internal"
 
 
 def failed(completion: Completion) -> bool:
@@ -197,7 +203,7 @@ class Scheduler:
                 if not self.contain_failures:
                     raise
                 for job in jobs:
-                    job.conv.error = job.conv.error or failure_text(exc)
+                    job.conv.fail(*failure_of(exc))
             finished += [j for j in jobs if self._advance(j)]
         self.jobs = [j for j in self.jobs if j not in finished]
         return [j.conv for j in finished]
@@ -226,7 +232,7 @@ class Scheduler:
             )
         for job, completion in zip(jobs, completions, strict=True):
             if failed(completion):
-                job.conv.error = completion.error or "generation failed"
+                job.conv.fail(completion.error or "generation failed", completion.error_kind)
                 continue
             job.conv.add(
                 model_turn(
@@ -280,7 +286,7 @@ def add_check_turns(
     """Append a check's prompt (user turn) and the check itself (assistant turn, with its
     verdict); a failed check marks the conversation failed instead."""
     if result.error is not None:
-        conv.error = f"check: {result.error}"
+        conv.fail(f"check: {result.error}", result.error_kind)
         return
     conv.add(Turn("user", result.prompt, "check_prompt", round))
     conv.add(

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from selfcorrect.backends.base import BackendError, GenParams
+from selfcorrect.backends.base import BackendError, FailureKind, GenParams
 from selfcorrect.cac.checks import (
     Check,
     CheckSettings,
@@ -172,22 +172,22 @@ def _error(status: int, message: str, *, kind: str, param: str | None = None) ->
     return _json_response(status, error_body(message, status=status, kind=kind, param=param))
 
 
-def failure_status(message: str) -> tuple[int, str]:
-    """HTTP status and error type for a failed conversation's error text: 400 when the request
-    itself cannot be served (too long for the model's context, refused upstream as invalid),
-    503 when the upstream cannot be reached, 504 when it did not answer in time, 500 for an
-    internal error, 502 for any other upstream failure."""
-    lowered = message.lower()
-    if lowered.startswith("internal error"):
-        return 500, "server_error"
-    if "exceeds the context" in lowered or any(f"http {c}" in lowered for c in (400, 413, 422)):
-        return 400, "invalid_request_error"
-    if "cannot reach" in lowered:
-        return 503, "upstream_error"
-    timeouts = ("timed out", "timeout", "deadline", "no answer in time")
-    if any(word in lowered for word in timeouts):
-        return 504, "upstream_error"
-    return 502, "upstream_error"
+FAILURE_STATUS: dict[FailureKind, tuple[int, str]] = {
+    "invalid": (400, "invalid_request_error"),  # too long for the context, refused upstream
+    "unreachable": (503, "upstream_error"),
+    "timeout": (504, "upstream_error"),
+    "upstream": (502, "upstream_error"),
+    "internal": (500, "server_error"),
+    "cancelled": (499, "request_cancelled"),  # nobody reads it: the caller left
+}
+
+
+def failure_reply(message: str, kind: FailureKind | None) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and error body for a failed conversation: `kind` (None: upstream) says
+    whose failure it was, so the status says who should act."""
+    status, error_type = FAILURE_STATUS[kind or "upstream"]
+    prefix = "upstream failure: " if error_type == "upstream_error" else ""
+    return status, error_body(prefix + message, status=status, kind=error_type)
 
 
 async def _read_body(request: Any, limit: int) -> bytes:
@@ -277,10 +277,7 @@ def create_app(service: CaCService, *, api_key: str | None = None) -> Any:
 
         def outcome(done: Conversation) -> tuple[int, dict[str, Any]]:
             if done.error is not None or done.final_answer() is None:
-                message = done.error or "no answer was produced"
-                status, kind = failure_status(message)
-                prefix = "upstream failure: " if kind == "upstream_error" else ""
-                return status, error_body(prefix + message, status=status, kind=kind)
+                return failure_reply(done.error or "no answer was produced", done.error_kind)
             summary = cac_summary(done, check=check_name, final_policy=final, seed=req.params.seed)
             return 200, completion_body(done, request_id=request_id, model=model, summary=summary)
 
@@ -288,9 +285,7 @@ def create_app(service: CaCService, *, api_key: str | None = None) -> Any:
             try:
                 return outcome(await run)
             except BackendError as exc:
-                return 503, error_body(
-                    f"upstream unavailable: {exc}", status=503, kind="upstream_error"
-                )
+                return failure_reply(str(exc), exc.kind)
             except RequestError as exc:
                 return exc.status, error_body(
                     str(exc), status=exc.status, kind="invalid_request_error"

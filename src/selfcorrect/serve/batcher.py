@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from selfcorrect.backends.base import Backend
 from selfcorrect.cac.checks import Check
 from selfcorrect.cac.conversation import Conversation
-from selfcorrect.cac.engine import CaCConfig, Scheduler, failure_text
+from selfcorrect.cac.engine import CaCConfig, Scheduler, failure_of
 
 
 @dataclass
@@ -130,7 +130,7 @@ class Batcher:
 
     def _fail(self, request: _Request, exc: Exception) -> None:
         """A request that cannot go on: its conversation says why, and it is audited like any."""
-        request.conv.error = request.conv.error or failure_text(exc)
+        request.conv.fail(*failure_of(exc))
         self._finish(request)
 
     def _take(self, *, block: bool) -> bool:
@@ -168,7 +168,7 @@ class Batcher:
         while self._waiting and len(self._in_flight) < self.max_in_flight:
             request = self._waiting.pop(0)
             if request.future.cancelled():  # audited too, so nothing is left behind for it
-                request.conv.error = "the caller cancelled the request"
+                request.conv.fail("the caller cancelled the request", "cancelled")
                 self._finish(request)
                 continue
             try:
