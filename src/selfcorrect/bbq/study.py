@@ -18,6 +18,7 @@ from selfcorrect.cac.checks import Check, CheckSettings, OracleStopCheck, make_c
 from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import finish_study, run_samples, token_totals
+from selfcorrect.datafiles import RowProblem
 from selfcorrect.fingerprint import backend_inputs
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain, served_options
@@ -183,6 +184,20 @@ def make_record(example: BBQExample, conv: Conversation) -> dict[str, Any]:
     ).to_dict()
 
 
+def load_examples(cfg: BBQConfig) -> tuple[list[BBQExample], list[RowProblem]]:
+    """The questions `cfg` selects and the malformed rows skipped; ValueError when none."""
+    examples, problems = load_bbq(
+        cfg.data,
+        categories=cfg.categories or None,
+        conditions=cfg.conditions,
+        limit_per_category=cfg.limit_per_category,
+        seed=cfg.seed,
+    )
+    if not examples:
+        raise ValueError("no BBQ questions match the chosen data, categories and conditions")
+    return examples, problems
+
+
 def run_bbq(
     cfg: BBQConfig,
     out: str | Path,
@@ -193,15 +208,7 @@ def run_bbq(
     fail_fast: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the study into `out`; returns metrics.json's content."""
-    examples, problems = load_bbq(
-        cfg.data,
-        categories=cfg.categories or None,
-        conditions=cfg.conditions,
-        limit_per_category=cfg.limit_per_category,
-        seed=cfg.seed,
-    )
-    if not examples:
-        raise ValueError("no BBQ questions match the chosen data, categories and conditions")
+    examples, problems = load_examples(cfg)
     check = make_bbq_check(cfg, examples)  # a bad check or checker fails before any file
     backend = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
     run = RunDir.open(

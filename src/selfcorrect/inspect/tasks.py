@@ -55,9 +55,8 @@ def bbq(
             continues a trailing assistant message, e.g. ``selfcorrect/...``).
         seed: sampling seed of the questions and of generation.
     """
-    from selfcorrect.bbq.data import load_bbq
     from selfcorrect.bbq.prompts import question_text
-    from selfcorrect.bbq.study import BBQConfig, cac_config, make_bbq_check
+    from selfcorrect.bbq.study import BBQConfig, cac_config, load_examples, make_bbq_check
 
     if prompt == "cot":
         raise ValueError(
@@ -77,15 +76,7 @@ def bbq(
         reanswer_tokens=reanswer_tokens,
         seed=seed,
     )
-    examples, problems = load_bbq(
-        cfg.data,
-        categories=cfg.categories or None,
-        conditions=cfg.conditions,
-        limit_per_category=cfg.limit_per_category,
-        seed=cfg.seed,
-    )
-    if not examples:
-        raise ValueError("no BBQ questions match the chosen data, categories and conditions")
+    examples, problems = load_examples(cfg)
     protocol = cac_config(cfg)
     start = protocol.answer.prefill if prefill else None
     samples = [
