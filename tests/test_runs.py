@@ -334,3 +334,18 @@ def test_a_writer_killed_while_rewriting_the_config_leaves_no_torn_file(tmp_path
         _open(tmp_path / "r")
     monkeypatch.undo()
     assert _open(tmp_path / "r").finished_ids() == {"0"}  # the same run still resumes
+
+
+def test_credentials_in_urls_are_never_written_and_the_run_still_resumes(tmp_path):
+    secret = "http://alice:s3cret@127.0.0.1:9/v1?key=abc123#frag"
+    query_only = "https://judge.example/v1?api_key=zzz999"
+    config = {"base_url": secret, "judges": [{"url": query_only}], "plain": "http://Host:8/v1"}
+    argv = ["selfcorrect", "bbq", f"--base-url={secret}", "--base-url", secret]
+    for _ in range(2):  # the second open resumes: its identity did not change
+        with RunDir.open(tmp_path, study="test", config=config, argv=argv):
+            pass
+    written = "".join(p.read_text() for p in tmp_path.iterdir() if p.is_file())
+    for leak in ("s3cret", "alice", "abc123", "frag", "zzz999"):
+        assert leak not in written
+    assert "http://127.0.0.1:9/v1" in written and "--base-url=http://127.0.0.1:9/v1" in written
+    assert "http://Host:8/v1" in written  # a URL without secrets is kept as given

@@ -13,7 +13,8 @@ pins them down, and `fingerprint` hashes the configuration together with them:
 - any other JSON value (a list of prompts) by the SHA-256 of its canonical JSON text.
 
 Paths are kept in the description to name what changed, but are not part of the identity.
-Server URLs are recorded without credentials, query or fragment (`scrub_url`).
+Server URLs are recorded without credentials, query or fragment (`scrub_url`), in the
+configuration and command line too (`scrub_secrets`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,32 @@ def scrub_url(url: str | None) -> str | None:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"]+")
+
+
+def _scrub_secret_url(url: str) -> str:
+    """`url` scrubbed (`scrub_url`) when it carries a user, a password, a query or a fragment,
+    else unchanged (so a configuration without secrets keeps its identity)."""
+    try:
+        parts = urlsplit(url)
+        secret = parts.username or parts.password or parts.query or parts.fragment
+    except ValueError:  # e.g. an invalid port: not a URL we can take apart, so drop it all
+        return "<url removed>"
+    return scrub_url(url) or url if secret else url
+
+
+def scrub_secrets(value: Any) -> Any:
+    """`value` (text, or lists and mappings of it) with every URL that may carry credentials
+    scrubbed: what a run directory writes of its configuration and command line."""
+    if isinstance(value, str):
+        return _URL.sub(lambda m: _scrub_secret_url(m.group()), value)
+    if isinstance(value, Mapping):
+        return {k: scrub_secrets(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_secrets(v) for v in value]
+    return value
 
 
 def model_file(spec: str | Spec) -> Path | None:

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from selfcorrect.fingerprint import describe, differences, fingerprint
+from selfcorrect.fingerprint import describe, differences, fingerprint, scrub_secrets
 from selfcorrect.runfiles import (
     RunDirError,
     dedup_by_id,
@@ -283,7 +283,7 @@ class RunDir:
         argv: list[str] | None,
         inputs: Mapping[str, Any],
     ) -> RunDir:
-        resolved = _normalise({"study": study, **dict(config)})
+        resolved = scrub_secrets(_normalise({"study": study, **dict(config)}))
         described = {str(k): describe(v) for k, v in inputs.items()}
         fp = fingerprint(resolved, described)
         config_file = root / "config.yaml"
@@ -311,7 +311,8 @@ class RunDir:
                 )
         duplicates = _check_records(root, fp)
         if not config_file.exists():
-            text = yaml.safe_dump({**resolved, "command": argv or sys.argv}, sort_keys=False)
+            command = scrub_secrets(argv or sys.argv)
+            text = yaml.safe_dump({**resolved, "command": command}, sort_keys=False)
             write_text_atomic(config_file, text)
         manifest.setdefault("started", _now())
         manifest.setdefault("resumed", [])
