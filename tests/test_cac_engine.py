@@ -295,3 +295,27 @@ def test_first_accepted_with_a_check_that_gives_no_verdicts_is_refused():
         scheduler.add(Conversation(id="a", question="q"), SelfCheck(), config)  # never passes
     scheduler.add(Conversation(id="b", question="q"), VerdictCheck(), config)
     scheduler.add(Conversation(id="c", question="q"), SelfCheck(), CaCConfig(rounds=1))
+
+
+def test_misuses_of_the_api_are_refused_before_any_model_call():
+    backend = ScriptedBackend()
+    with pytest.raises(TypeError, match="wrap one in"):  # not one question per character
+        run_cac(backend, "Is 91 prime?", CHECK)
+    with pytest.raises(TypeError, match="wrap one in"):
+        next(iter_cac(backend, "ab", CHECK))
+    with pytest.raises(TypeError, match=r"make_check\('self'\)"):
+        run_cac(backend, ["q"], "self", CONFIG)
+    assert backend.calls == []
+
+
+@pytest.mark.parametrize(
+    "config", [CONFIG, CaCConfig(rounds=2, final_policy="first_accepted")], ids=["last", "first"]
+)
+def test_a_conversation_that_has_run_is_refused_not_appended_to(config):
+    backend = ScriptedBackend(lambda c, p: "yes" if "CHECK" in c[-1].content else "x")
+    check = VerdictCheck(prompt="CHECK?") if config.final_policy == "first_accepted" else CHECK
+    [conv] = run_cac(backend, [Conversation("c", "Q?")], check, config)
+    turns = list(conv.turns)
+    with pytest.raises(ValueError, match="has run already"):
+        run_cac(backend, [conv], check, config)
+    assert conv.turns == turns

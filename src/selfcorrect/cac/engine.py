@@ -144,9 +144,14 @@ class Job:
 
 
 def begin(conv: Conversation, config: CaCConfig) -> None:
-    """Write the opening turns (system, demos, context, question) of a fresh conversation."""
-    if conv.turns:
-        return
+    """Write the opening turns (system, demos, context, question) of a fresh conversation;
+    one that has run already is refused (its turns would be appended to, its stale outcome
+    kept)."""
+    if conv.turns or conv.error is not None or conv.stopped_at is not None:
+        raise ValueError(
+            f"conversation {conv.id!r} has run already; give a fresh Conversation (earlier "
+            "turns go in its `context`)"
+        )
     if conv.system:
         conv.add(Turn("system", conv.system, "system", 0))
     for user, assistant in config.demos:
@@ -177,8 +182,14 @@ class Scheduler:
         self.jobs: list[Job] = []
 
     def add(self, conv: Conversation, check: Check | None, config: CaCConfig) -> Job:
-        from selfcorrect.cac.checks import require_verdicts  # checks imports this module
+        from selfcorrect.cac.checks import Check, require_verdicts  # checks imports this module
 
+        if check is not None and not isinstance(check, Check):
+            hint = f" (make_check({check!r}) builds one)" if isinstance(check, str) else ""
+            raise TypeError(
+                f"check must be a Check such as SelfCheck() or None, not "
+                f"{type(check).__name__}{hint}"
+            )
         require_verdicts(check, config.final_policy)
         begin(conv, config)
         job = Job(conv, check, config)
@@ -312,6 +323,8 @@ def add_check_turns(
 
 
 def _conversations(items: Iterable[str | Conversation]) -> Iterator[Conversation]:
+    if isinstance(items, str | Conversation):  # a str would give one question per character
+        raise TypeError("items must be a list of questions or Conversations; wrap one in [...]")
     for i, item in enumerate(items):
         if isinstance(item, Conversation):
             yield item
