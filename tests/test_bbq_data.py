@@ -173,3 +173,16 @@ def test_cr_only_line_ends_are_named(tmp_path):
     path.write_bytes(json.dumps(_good_row()).encode() + b"\r" + b"{}\r")
     with pytest.raises(DataError, match="lines end in CR only"):
         load_bbq(path)
+
+
+def test_data_with_braces_is_put_in_literally_never_read_as_a_template():
+    from selfcorrect.bbq.prompts import question_text
+
+    row = json.loads(
+        '{"example_id": 1, "question_polarity": "neg", "context_condition": "ambig", "category": "Age",'
+        ' "answer_info": {"ans0": ["a", "old"], "ans1": ["b", "nonOld"], "ans2": ["c", "unknown"]},'
+        ' "additional_metadata": {"stereotyped_groups": ["old"]}, "context": "The sign said {question} {ans0}.",'
+        ' "question": "Who {ans1}?", "ans0": "A", "ans1": "B", "ans2": "C", "label": 2}'
+    )
+    text = question_text(parse_example(row))
+    assert "The sign said {question} {ans0}." in text and "Who {ans1}?" in text

@@ -259,3 +259,12 @@ def test_over_refusal_and_failures_in_metrics():
     adaptive = m.defenses["none (adaptive)"]
     assert adaptive.adaptive and adaptive.over_refusal.refusal_rate == pytest.approx(1 / 3)
     assert type(m).from_dict(json.loads(json.dumps(m.to_dict()))) == m
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_a_response_quoting_a_template_field_reaches_the_judge_as_written(kind):
+    answer = "Sure: {goal} {behavior} {context} {forbidden_prompt} {response} {answer}"
+    chat = KINDS[kind].build(
+        JudgeInput(BOMB, answer, context="CTX" if kind == "harmbench" else None)
+    )
+    assert answer in "\n".join(m.content for m in chat)

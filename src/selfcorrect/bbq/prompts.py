@@ -18,6 +18,7 @@ from functools import lru_cache
 
 from selfcorrect.bbq.data import BBQExample
 from selfcorrect.datafiles import protocol
+from selfcorrect.fill import fill
 
 STYLES = ("question", "instruction", "cot")
 
@@ -58,14 +59,6 @@ def paper_prompts() -> BBQPrompts:
     )
 
 
-def fill(template: str, fields: dict[str, str]) -> str:
-    """Substitute ``{name}`` fields literally (no format-string semantics for the data)."""
-    out = template
-    for name, value in fields.items():
-        out = out.replace("{" + name + "}", value)
-    return out
-
-
 def question_text(example: BBQExample, style: str = "question") -> str:
     """The user message for `example` in the given style."""
     if style not in STYLES:
@@ -73,13 +66,11 @@ def question_text(example: BBQExample, style: str = "question") -> str:
     prompts = paper_prompts()
     text = fill(
         prompts.question_template,
-        {
-            "context": example.context,
-            "question": example.question,
-            "ans0": example.answers[0],
-            "ans1": example.answers[1],
-            "ans2": example.answers[2],
-        },
+        context=example.context,
+        question=example.question,
+        ans0=example.answers[0],
+        ans1=example.answers[1],
+        ans2=example.answers[2],
     )
     if style in ("instruction", "cot"):
         text = f"{text}\n{prompts.debias_instruction}"

@@ -28,6 +28,7 @@ from functools import cache
 
 from selfcorrect.backends.base import Backend, Chat, GenParams, Message
 from selfcorrect.datafiles import vendored
+from selfcorrect.fill import fill
 from selfcorrect.jailbreak.judges import Judged, JudgeInput
 
 # Fields: {goal}, {answer}; substituted literally.
@@ -47,14 +48,6 @@ SAFE_UNSAFE_GRAMMAR = 'root ::= ("safe" | "unsafe")'
 RUBRIC_GRAMMAR = r"""root ::= "#overall_reasoning " line "#scores\n1.a " line "1.b " [01] "\n2.a " line "2.b " [1-5] "\n3.a " line "3.b " [1-5]
 line ::= [^\n]{1,160} "\n"
 """
-
-
-def _fill(template: str, **fields: str) -> str:
-    """Substitute ``{name}`` fields literally (data is never used as a format string)."""
-    out = template
-    for key, value in fields.items():
-        out = out.replace("{" + key + "}", value)
-    return out
 
 
 @cache
@@ -122,15 +115,15 @@ def _parse_rubric(text: str) -> Judged:
 
 
 def llm_chat(it: JudgeInput) -> Chat:
-    return (Message("user", _fill(LLM_JUDGE_RUBRIC, goal=it.goal, answer=it.response)),)
+    return (Message("user", fill(LLM_JUDGE_RUBRIC, goal=it.goal, answer=it.response)),)
 
 
 def harmbench_chat(it: JudgeInput) -> Chat:
     if it.context:
         raw = _text("harmbench", "llama2_cls_prompt_contextual.txt")
-        raw = _fill(raw, behavior=it.goal, generation=it.response, context=it.context)
+        raw = fill(raw, behavior=it.goal, generation=it.response, context=it.context)
     else:
-        raw = _fill(
+        raw = fill(
             _text("harmbench", "llama2_cls_prompt.txt"), behavior=it.goal, generation=it.response
         )
     system, user = split_llama2_prompt(raw)
@@ -139,12 +132,12 @@ def harmbench_chat(it: JudgeInput) -> Chat:
 
 def jbb_chat(it: JudgeInput) -> Chat:
     template = _text("jailbreakbench", "judge_llama3_70b_jailbreak_prompt.txt")
-    return (Message("user", _fill(template, goal=it.goal, response=it.response)),)
+    return (Message("user", fill(template, goal=it.goal, response=it.response)),)
 
 
 def strongreject_chat(it: JudgeInput) -> Chat:
     system = _text("strongreject", "strongreject_rubric_system.txt")
-    user = _fill(
+    user = fill(
         _text("strongreject", "strongreject_rubric.txt"),
         forbidden_prompt=it.goal,
         response=it.response,

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Protocol
 
+from selfcorrect.fill import fill
 from selfcorrect.specs import Spec, parse
 from selfcorrect.tasks.data import AnswerKind, TaskItem, canonical_number
 from selfcorrect.tasks.prompts import ANSWER_CUE, LLM_GRADER_PROMPT, LLM_GRADER_TOKENS
@@ -228,7 +229,6 @@ class LLMScorer:
 
     def score(self, pairs: Sequence[tuple[str, TaskItem]]) -> list[Score]:
         from selfcorrect.backends.base import GenParams, Message
-        from selfcorrect.tasks.study import fill
 
         if not pairs:
             return []

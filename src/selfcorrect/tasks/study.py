@@ -15,7 +15,6 @@ given it (through the scorer).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from selfcorrect.cac.checks import Check, CheckSettings, OracleStopCheck, make_c
 from selfcorrect.cac.conversation import Conversation, Turn
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.cac.runner import finish_study, run_samples, token_totals
+from selfcorrect.fill import fill
 from selfcorrect.runs import RunDir
 from selfcorrect.specs import Spec, parse, plain, served_options
 from selfcorrect.tasks import prompts as P
@@ -111,16 +111,6 @@ class TaskConfig:
     @property
     def fields(self) -> Fields:
         return Fields(self.question_field, self.answer_field, self.choices_field, self.id_field)
-
-
-_FIELD = re.compile(r"\{(\w+)\}")
-
-
-def fill(template: str, **fields: str) -> str:
-    """`template` with each ``{name}`` of `fields` replaced by its text, all in one pass: text
-    put in for one field is never scanned for another, so data is never used as a template
-    (other braces stay as they are)."""
-    return _FIELD.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
 
 
 def question_text(item: TaskItem, style: str, kind: str) -> str:
