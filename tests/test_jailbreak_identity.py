@@ -161,3 +161,35 @@ def test_defend_judges_on_the_answering_model_add_no_input(tmp_path):
     inputs = json.loads((tmp_path / "d" / "manifest.json").read_text())["inputs"]
     assert inputs["model_file"]["file"].endswith(".gguf")
     assert not any(k.startswith("judge_") for k in inputs)
+
+
+def test_defend_judges_on_an_openai_server_share_the_study_base_url(tmp_path, monkeypatch):
+    """An OpenAI-compatible judge or over-refusal classifier talks to --base-url, as checkers
+    do, never to api.openai.com by default, and the run's identity names that server."""
+    import selfcorrect.backends.base as base
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    loaded: dict[str, dict] = {}
+
+    def fake(spec, **options):
+        loaded[spec] = options
+        return ScriptedBackend(lambda c, p: "no")
+
+    monkeypatch.setattr(base, "get_backend", fake)
+    url = "http://127.0.0.1:9/v1"
+    cfg = DefendConfig(
+        model="scripted",
+        base_url=url,
+        defenses=("none",),
+        judges=("llm:openai/judge",),
+        max_new_tokens=4,
+        over_refusal_judge="xstest:openai/classifier",
+        harmless_limit=1,
+    )
+    prompt = {"id": "p1", "goal": BOMB, "prompt": BOMB, "attack": "none"}
+    answerer = ScriptedBackend(lambda c, p: "no")
+    run_defend(cfg, [prompt], tmp_path / "d", backend=answerer, progress=False)
+    assert loaded == {"openai/judge": {"base_url": url}, "openai/classifier": {"base_url": url}}
+    inputs = json.loads((tmp_path / "d" / "manifest.json").read_text())["inputs"]
+    assert inputs["judge_base_url (openai/judge)"] == url
+    assert inputs["judge_base_url (openai/classifier)"] == url

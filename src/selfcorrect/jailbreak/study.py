@@ -42,6 +42,7 @@ from selfcorrect.jailbreak.records import (
 )
 from selfcorrect.jailbreak.xstest import make_classifier, safe_prompts, validate_classifier_spec
 from selfcorrect.runs import RunDir
+from selfcorrect.specs import parse, served_options
 
 HARMLESS_SETS = ("xstest", "project")
 HARMLESS_FILES = {
@@ -113,6 +114,10 @@ def validate_config(cfg: DefendConfig, adaptive_defenses: tuple[str, ...] = ()) 
         )
 
 
+def _served(spec: str, family: str, base_url: str | None) -> dict[str, Any]:
+    return served_options(parse(family, spec), base_url)
+
+
 def run_defend(
     cfg: DefendConfig,
     prompts: list[dict[str, Any]],
@@ -151,15 +156,29 @@ def run_defend(
             "harmless": (vendored(*HARMLESS_FILES[cfg.harmless_set]) if cfg.harmless else None),
             **backend_inputs(cfg.model, cfg.base_url),
             # the judges' and the over-refusal classifier's model files (or servers)
-            **judge_inputs(cfg.judges, shared=cfg.model),
-            **judge_inputs(over_refusal, family="over-refusal", shared=cfg.model),
+            **judge_inputs(cfg.judges, base_url=cfg.base_url, shared=cfg.model),
+            **judge_inputs(
+                over_refusal, family="over-refusal", base_url=cfg.base_url, shared=cfg.model
+            ),
         },
     )
     base = backend or get_backend(cfg.model, base_url=cfg.base_url, **cfg.backend_options)
     run.note(backend=describe_backend(base), sources=list(cfg.sources))
     cache: dict[str, Any] = {cfg.model: base}
-    judges = [make_judge(j, backends=cache) for j in cfg.judges]
-    classifier = make_classifier(cfg.over_refusal_judge, backends=cache) if cfg.harmless else None
+    # a judge served by an OpenAI-compatible server shares --base-url, as checkers do
+    judges = [
+        make_judge(j, backends=cache, backend_options=_served(j, "judge", cfg.base_url))
+        for j in cfg.judges
+    ]
+    classifier = (
+        make_classifier(
+            cfg.over_refusal_judge,
+            backends=cache,
+            backend_options=_served(cfg.over_refusal_judge, "over-refusal", cfg.base_url),
+        )
+        if cfg.harmless
+        else None
+    )
     harmless = harmless_requests(cfg.harmless_limit, cfg.harmless_set) if cfg.harmless else []
     refusals = protocol()["jailbreak"]["refusal_substrings_paper"]
 
