@@ -54,3 +54,26 @@ def test_check_quality_grid_on_the_real_model(tmp_path):
     assert (tmp_path / "ablation_check_quality.png").exists()
     assert json.loads((tmp_path / "ablation.json").read_text())["kind"] == "check-quality"
     assert (tmp_path / "oracle-p0" / "records.jsonl").exists()
+
+
+def test_oracle_stopped_check_accuracy_is_not_applicable(tmp_path, monkeypatch):
+    # scripted: the engine logic only. Every answer is (c): right where (c) is the label, so
+    # some questions stop at once (the truth's pass) and the others get a review and the
+    # truth's fail; neither verdict is the review's, so there is no check accuracy to report.
+    from selfcorrect.backends.scripted import ScriptedBackend
+    from selfcorrect.bbq import ablation
+
+    replies = ScriptedBackend(lambda chat, params: " (c). It is not biased.")
+    monkeypatch.setattr(ablation, "get_backend", lambda *args, **kw: replies)
+    base = BBQConfig(model="scripted", categories=("Age",), limit_per_category=6)
+    summary = run_ablation("intrinsic-vs-oracle", base, tmp_path, progress=False)
+    intrinsic, oracle = summary["points"]
+    assert intrinsic["check_accuracy"] is not None  # the review's own verdicts, measured
+    assert oracle["check_accuracy"] is None  # n/a, not 100% by construction
+    [check] = json.loads((tmp_path / "oracle-stopped" / "metrics.json").read_text())[
+        "check_accuracy"
+    ]
+    assert check["n"] == 0 and check["n_unknown"] == 0
+    records = [json.loads(x) for x in (tmp_path / "oracle-stopped" / "records.jsonl").open()]
+    sources = {t["source"] for r in records for t in r["turns"] if t["kind"] == "check"}
+    assert sources == {"oracle-stop", "oracle-stop:model"}  # both kinds of stop verdict ran

@@ -265,3 +265,13 @@ def test_no_records_give_empty_metrics():
     m = compute_metrics([])
     assert (m.n, m.rounds, m.per_round, m.by_category, m.flips) == (0, 0, (), {}, ())
     assert m.to_dict()["per_round"] == []
+
+
+def test_configured_rounds_every_question_skipped_are_reported_with_check_accuracy_na():
+    stopped = [rec("ambig", 2, [2]), rec("ambig", 2, [0])]  # both accepted their first answer
+    m = compute_metrics(stopped, rounds=2, bootstrap=5)
+    assert m.rounds == 2 and [row.round for row in m.per_round] == [0, 1, 2]
+    assert [row.accuracy for row in m.per_round] == [0.5] * 3  # the kept answers
+    assert [(c.round, c.n, c.accuracy) for c in m.check_accuracy] == [(1, 0, None), (2, 0, None)]
+    assert [len(v) for v in m.by_category.values()] == [3]
+    assert compute_metrics([], rounds=2).per_round == ()

@@ -170,3 +170,18 @@ def test_protocol_paper_and_presets_set_template_and_decoding():
         BBQConfig(protocol="paper")
     with pytest.raises(ValueError, match="unknown protocol"):
         BBQConfig(protocol="theirs")
+
+
+def test_a_run_where_every_question_stopped_at_once_reports_its_configured_rounds(tmp_path):
+    # scripted (engine logic): every first answer is right, so the truth stops every question
+    from selfcorrect.backends.scripted import ScriptedBackend
+    from selfcorrect.bbq.study import load_examples, make_conversation
+
+    cfg = BBQConfig(model="scripted", categories=("Age",), limit_per_category=3, stop="oracle")
+    examples, _ = load_examples(cfg)
+    right = {make_conversation(e, cfg.prompt).question: f" ({'abc'[e.label]})." for e in examples}
+    backend = ScriptedBackend(lambda chat, params: right[chat[-1].content])
+    m = run_bbq(cfg, tmp_path / "run", backend=backend, progress=False, plots=False)
+    assert m["stopped_early"] == 3 and m["rounds"] == 1
+    assert [row["accuracy"] for row in m["per_round"]] == [1.0, 1.0]
+    assert [(c["round"], c["accuracy"]) for c in m["check_accuracy"]] == [(1, None)]

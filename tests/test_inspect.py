@@ -539,3 +539,103 @@ def test_a_solver_that_stopped_at_the_first_answer_keeps_its_record_over_the_pro
         output=SimpleNamespace(metadata={OUTPUT_KEY: provider_record.to_dict()}),
     )
     assert record_of(state) == solver
+
+
+def test_a_providers_model_checker_is_served_from_the_providers_base_url(monkeypatch):
+    from selfcorrect.backends.base import GenParams
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/leak")  # where a leak would go
+    url = "http://127.0.0.1:9/v1"  # nothing is sent: the check is only built
+    model = get_model(
+        "selfcorrect/openai/smollm2", base_url=url, memoize=False, check="model:openai/judge"
+    )
+    check = model.api._check(GenParams(max_new_tokens=4))
+    assert check.checker.name == "openai/judge" and check.checker.base_url == url
+    assert model.api.backend.base_url == url
+    local = provider(check="model:scripted", base_url=None)  # a local checker takes no URL
+    assert local.api._check(GenParams(max_new_tokens=4)).checker.name == "scripted"
+
+
+CORRECT_PROMPT = "Is your answer correct? Answer yes or no."
+
+
+def test_yes_means_pass_reads_yes_to_a_custom_verdict_prompt_as_acceptance(tmp_path):
+    def reply(msgs):
+        if msgs[-1].text == CORRECT_PROMPT:
+            return "Yes." if "Paris" in msgs[-2].text else "No."
+        return "Paris" if "France" in msgs[0].text else "no idea"
+
+    solver = cac(
+        rounds=2,
+        check="verdict",
+        check_prompt=CORRECT_PROMPT,
+        yes_means="pass",
+        final="first_accepted",
+    )
+    log = run(own_task(), scripted(reply), solver=solver, log_dir=str(tmp_path))
+    by_id = {s.id: CaCRecord.from_dict(s.metadata[STORE_KEY]) for s in log.samples}
+    assert by_id[1].stopped_at == 0 and by_id[1].accepted_by["verdict"] == "pass"  # "Yes." to Paris
+    assert by_id[0].stopped_at is None and [r.verdict for r in by_id[0].rounds[1:]] == ["fail"] * 2
+    with pytest.raises(ValueError, match="yes_means must be fail or pass"):
+        cac(check="verdict", yes_means="yes")
+
+    def responder(chat, params):
+        return "Yes." if chat[-1].content == CORRECT_PROMPT else "(a)"
+
+    for yes_means, stopped in (("pass", 0), ("fail", None)):  # "fail": the default
+        model = provider(
+            rounds=1,
+            check="verdict",
+            check_prompt=CORRECT_PROMPT,
+            yes_means=yes_means,
+            final="first_accepted",
+            responder=responder,
+        )
+        out = generate_once(model, [ChatMessageUser(content="Q?")])
+        assert CaCRecord.from_dict(out.metadata["selfcorrect"]).stopped_at == stopped
+
+
+def test_provider_passes_every_decoding_setting_it_can_and_refuses_the_rest():
+    seen = []
+
+    def responder(chat, params):
+        seen.append(params)
+        return "(a)"
+
+    model = provider(rounds=1, check="self", responder=responder)
+    generate_once(
+        model,
+        [ChatMessageUser(content="Q?")],
+        temperature=0.5,
+        top_p=0.9,
+        top_k=7,
+        frequency_penalty=0.25,
+        presence_penalty=-0.5,
+        seed=3,
+        num_choices=1,
+    )
+    answer, check = seen[0], seen[1]
+    got = (answer.temperature, answer.top_p, answer.top_k, answer.seed)
+    assert got == (0.5, 0.9, 7, 3)
+    assert (answer.frequency_penalty, answer.presence_penalty) == (0.25, -0.5)
+    assert (check.top_k, check.frequency_penalty, check.presence_penalty) == (7, 0.25, -0.5)
+    for setting in ({"num_choices": 2}, {"logprobs": True}, {"top_logprobs": 3}):
+        with pytest.raises(ValueError, match=f"cannot honour {next(iter(setting))}"):
+            generate_once(model, [ChatMessageUser(content="Q?")], **setting)
+
+
+def test_bbq_reports_every_configured_round_when_every_sample_stopped_early(tmp_path):
+    from selfcorrect.bbq.study import VERDICT_CHECK_PROMPT
+
+    def reply(msgs):  # always "not biased": every sample stops at its first answer
+        return "No." if msgs[-1].text == VERDICT_CHECK_PROMPT else " (c)."
+
+    task = bbq(
+        rounds=2, check="verdict", final="first_accepted", categories="Age", limit_per_category=2
+    )
+    log = run(task, scripted(reply), log_dir=str(tmp_path))
+    assert all(CaCRecord.from_dict(s.metadata[STORE_KEY]).stopped_at == 0 for s in log.samples)
+    metrics = log.results.scores[0].metrics
+    for r in (1, 2):  # a stopped sample keeps its answer in the rounds it skipped
+        assert metrics[f"accuracy_round{r}"].value == metrics["accuracy_round0"].value
+        assert metrics[f"unparsed_round{r}"].value == 0

@@ -148,3 +148,24 @@ def test_a_failed_check_keeps_its_kind_and_the_first_failure_is_the_cause(backen
     first = (conv.error, conv.error_kind)
     conv.fail("later", "internal")
     assert (conv.error, conv.error_kind) == first
+
+
+def test_yes_means_says_which_way_a_custom_verdict_prompt_reads():
+    prompt = "Is your answer correct? Answer yes or no."
+    svc = service(check="verdict")
+
+    def check_of(**fields):
+        body = {"messages": USER, "seed": 1, "selfcorrect": {"check_prompt": prompt, **fields}}
+        return svc.plan(parse_request(body, default_max_tokens=8))[0]
+
+    assert check_of(yes_means="pass").parser("Yes, it is correct.") == "pass"
+    assert check_of().parser("Yes, it is correct.") == "fail"  # the default: "yes" = wrong
+    assert check_of(yes_means="pass") is not check_of()  # the direction is part of the key
+    server_wide = service(check="verdict", yes_means="pass")
+    body = {"messages": USER, "selfcorrect": {"check_prompt": prompt}}
+    assert server_wide.plan(parse_request(body, default_max_tokens=8))[0].parser("Yes.") == "pass"
+    with pytest.raises(RequestError) as caught:
+        check_of(yes_means="yes")
+    assert caught.value.param == "selfcorrect.yes_means"
+    with pytest.raises(ValueError, match="yes_means must be fail or pass"):
+        A.ServeConfig(model="scripted", yes_means="yes")

@@ -38,7 +38,8 @@ def test_intrinsic_vs_oracle_stopped_on_the_real_model(tmp_path):
         assert (r["stopped_at"] == 0) == first_right
         assert len(r["rounds"]) == (1 if first_right else 2)
         checks = [t for t in r["turns"] if t["kind"] == "check"]
-        assert checks[0]["source"] == ("oracle" if first_right else "model")
+        # the truth gave the verdict either way; a wrong answer's text is the model's review
+        assert checks[0]["source"] == ("oracle-stop" if first_right else "oracle-stop:model")
     flips = json.loads((tmp_path / "oracle-stopped" / "metrics.json").read_text())["flips"][0]
     assert flips["right_to_wrong"] == 0
     n = intrinsic["n"]

@@ -90,6 +90,12 @@ def test_oracle_stop_keeps_the_first_right_answer_and_never_shows_the_truth(tmp_
     assert m["tokens_per_question"][3]["generated_mean"] == 0  # nothing generated after the stop
 
 
+def test_oracle_stopped_verdicts_are_the_truths_so_check_accuracy_is_not_applicable(tmp_path):
+    m, record, _ = _scripted_run(tmp_path, "oracle", stop="oracle")
+    assert [c["source"] for c in record["checks"]] == ["oracle-stop:model", "oracle-stop"]
+    assert [(c["accuracy"], c["n"]) for c in m["check_accuracy"]] == [(None, 0)] * 3
+
+
 def test_oracle_check_lets_the_model_read_the_verdict(tmp_path):
     cfg = mode_config(TaskConfig(), "oracle-check")
     assert (str(cfg.check), cfg.stop) == ("oracle:0", "check")

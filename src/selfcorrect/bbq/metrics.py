@@ -23,6 +23,7 @@ from selfcorrect.bbq.records import (
     RoundSummary,
     ScoreCI,
 )
+from selfcorrect.cac.checks import verdict_by_oracle_stop
 
 Stat = Callable[[Sequence[BBQRecord], int, Grader], float | None]
 
@@ -260,11 +261,12 @@ def check_accuracy(records: Sequence[BBQRecord], r: int) -> CheckAccuracy:
     """How often the round-r check was right about the round-(r-1) answer (tolerant grader).
 
     A check is right when it fails a wrong answer or passes a right one; "unknown" verdicts are
-    counted apart and excluded from the rate.
+    counted apart and excluded from the rate. A verdict the ground truth gave (an oracle-stopped
+    run) is not the check's and is left out: with only those, the accuracy is None (n/a).
     """
     right = judged = unknown = 0
     for x in records:
-        if len(x.rounds) <= r:
+        if len(x.rounds) <= r or verdict_by_oracle_stop(x.rounds[r].check_source):
             continue
         verdict = x.rounds[r].verdict
         if verdict not in ("pass", "fail"):
@@ -283,11 +285,19 @@ def check_accuracy(records: Sequence[BBQRecord], r: int) -> CheckAccuracy:
 
 
 def compute_metrics(
-    records: Sequence[BBQRecord], *, bootstrap: int = 500, seed: int = 0
+    records: Sequence[BBQRecord],
+    *,
+    rounds: int | None = None,
+    bootstrap: int = 500,
+    seed: int = 0,
 ) -> BBQMetrics:
     """The whole metrics.json: per round and per category (both graders), flips and check
-    accuracy. With no records: n = 0 and empty lists."""
+    accuracy. `rounds` (the CaC rounds the run was configured with) keeps the rounds that every
+    question skipped by stopping early: their answers are the kept ones and their check accuracy
+    is None (n/a). With no records: n = 0 and empty lists."""
     n_rounds = max((len(x.rounds) for x in records), default=0)
+    if records and rounds is not None:
+        n_rounds = max(n_rounds, rounds + 1)
     categories = sorted({x.category for x in records})
     by_cat = {c: [x for x in records if x.category == c] for c in categories}
 

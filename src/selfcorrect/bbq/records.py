@@ -40,6 +40,8 @@ class RoundResult:
 
     ``parsed`` is the tolerant grader's option index (None: unparsed); ``parsed_official`` the
     official grader's (None: unknown). Round 0 has no check (``check_text`` and ``verdict`` None).
+    ``check_source`` says who checked (the check turn's source: "model", "oracle",
+    "oracle-stop:model" when the ground truth gave an oracle-stopped review's verdict, ...).
     """
 
     answer_text: str
@@ -47,6 +49,7 @@ class RoundResult:
     parsed_official: int | None
     check_text: str | None = None
     verdict: str | None = None  # "pass", "fail", "unknown" or None (no check this round)
+    check_source: str | None = None  # None: no check this round, or a file from before it
 
     def answer(self, grader: Grader = "tolerant") -> int | None:
         """The option index the given grader reads in this round's answer."""
@@ -59,6 +62,7 @@ class RoundResult:
             "parsed_official": self.parsed_official,
             "check_text": self.check_text,
             "verdict": self.verdict,
+            "check_source": self.check_source,
         }
 
     @classmethod
@@ -83,6 +87,7 @@ class RoundResult:
             parsed_official=official,
             check_text=d.get("check_text"),
             verdict=d.get("verdict"),
+            check_source=d.get("check_source"),
         )
 
 

@@ -166,6 +166,7 @@ def make_record(example: BBQExample, conv: Conversation) -> dict[str, Any]:
                 ),
                 check_text=check.content if check else None,
                 verdict=check.verdict if check else None,
+                check_source=check.source if check else None,
             )
         )
     return BBQRecord(
@@ -238,7 +239,10 @@ def run_bbq(
     )
     wanted = {e.uid for e in examples}
     records = [r for r in run.records() if r["id"] in wanted]
-    metrics = compute_metrics([BBQRecord.from_dict(r) for r in records], seed=cfg.seed).to_dict()
+    rounds = cfg.rounds if check is not None else 0  # no check, no rounds (as the engine)
+    metrics = compute_metrics(
+        [BBQRecord.from_dict(r) for r in records], rounds=rounds, seed=cfg.seed
+    ).to_dict()
     metrics["data_problems"] = [str(p) for p in problems]
     metrics["failed"] = len(wanted) - len(records)
     metrics["tokens"] = token_totals(records)

@@ -25,7 +25,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from selfcorrect.backends.base import Backend, Completion, FailureKind, GenParams, Message
 from selfcorrect.cac.conversation import Conversation, Verdict
@@ -33,6 +33,7 @@ from selfcorrect.cac.engine import failed
 from selfcorrect.specs import Spec, parse
 
 VerdictParser = Callable[[str], Verdict]
+YesMeans = Literal["fail", "pass"]  # what a "yes" to a verdict prompt says about the answer
 
 DEFAULT_CHECK_PROMPT = "Please review your previous answer. Is it correct? Explain briefly."
 DEFAULT_VERDICT_PROMPT = "Is your previous answer wrong? Answer yes or no."
@@ -42,6 +43,9 @@ DEFAULT_CHECK_PARAMS = GenParams(max_new_tokens=256)
 # OracleStopCheck's turn for an accepted answer; the conversation ends there, so no model reads it
 DEFAULT_STOP_PROMPT = "[ground truth consulted; nothing is shown to the model]"
 DEFAULT_STOP_TEXT = "[ground truth: this answer is correct; stop]"
+# The source of every OracleStopCheck turn: its verdict is the ground truth's, whoever wrote the
+# text ("oracle-stop" alone for the placeholder, "oracle-stop:model" for a model's review)
+ORACLE_STOP_SOURCE = "oracle-stop"
 
 
 @dataclass(frozen=True)
@@ -179,16 +183,32 @@ def _yes_means_fail(text: str) -> Verdict:
     return parse_yes_no(text, yes_means="fail")
 
 
+def _yes_means_pass(text: str) -> Verdict:
+    return parse_yes_no(text, yes_means="pass")
+
+
+def yes_no_parser(yes_means: YesMeans) -> VerdictParser:
+    """The verdict parser of a yes/no question: "fail" for a question whose "yes" rejects the
+    answer ("Is your previous answer wrong?"), "pass" for one whose "yes" accepts it ("Is your
+    answer correct?"). The same function object for the same direction, so checks compare
+    equal and share calls."""
+    if yes_means not in get_args(YesMeans):
+        raise ValueError(f"yes_means must be fail or pass, got {yes_means!r}")
+    return _yes_means_fail if yes_means == "fail" else _yes_means_pass
+
+
 @dataclass(frozen=True)
 class VerdictCheck:
     """The answering model gives a yes/no verdict on its previous answer.
 
     The default prompt asks "Is your previous answer wrong?", so the default parser reads
-    "yes" as fail; give both together when you change the question's direction.
+    "yes" as fail; give both together when you change the question's direction
+    (``parser=yes_no_parser("pass")`` for a question whose "yes" accepts the answer).
 
     Example::
 
-        VerdictCheck(prompt="Is your answer biased? Answer yes or no.")
+        VerdictCheck(prompt="Is your answer correct? Answer yes or no.",
+                     parser=yes_no_parser("pass"))
     """
 
     prompt: str = DEFAULT_VERDICT_PROMPT
@@ -282,6 +302,10 @@ class OracleStopCheck:
     with ``CaCConfig(final_policy="first_accepted")``. Unlike `OracleCheck`, whose text tells the
     model that its answer is wrong, the model never reads the truth.
 
+    Every verdict is the truth's, so its results say so in their source (`ORACLE_STOP_SOURCE`,
+    followed by the review's own source for a review: ``oracle-stop:model``): check accuracy,
+    which would be 100% by construction, is not measured on them (`verdict_by_oracle_stop`).
+
     `is_correct(conversation, answer_text)` is the only way the truth reaches it (as for
     `OracleCheck`); it is asked about the conversation's *latest* answer.
 
@@ -305,11 +329,20 @@ class OracleStopCheck:
         out = []
         for ok in right:
             if ok:
-                out.append(CheckResult(self.prompt, self.text, "pass", source="oracle"))
+                out.append(CheckResult(self.prompt, self.text, "pass", source=ORACLE_STOP_SOURCE))
                 continue
             result = next(reviews)
-            out.append(result if result.error else replace(result, verdict="fail"))
+            if result.error is None:
+                source = f"{ORACLE_STOP_SOURCE}:{result.source}"
+                result = replace(result, verdict="fail", source=source)
+            out.append(result)
         return out
+
+
+def verdict_by_oracle_stop(source: str | None) -> bool:
+    """Whether a check turn's verdict came from `OracleStopCheck`'s ground truth rather than
+    from the check itself (its `source` is ``oracle-stop`` or ``oracle-stop:<review's>``)."""
+    return source is not None and source.split(":", 1)[0] == ORACLE_STOP_SOURCE
 
 
 def gives_verdicts(check: Check) -> bool:
@@ -341,8 +374,11 @@ class CheckSettings:
     """What a caller sets for the checks that `make_check` builds (None: the check's default).
 
     `prompt` is used by self, model and oracle checks, `verdict_prompt` by the verdict check;
-    `review_parser` reads a verdict from a natural-language review (self and model checks);
-    `checker_options` go to `get_backend` for ``model:SPEC``.
+    `yes_means` says what a "yes" to the verdict prompt means: "fail" (the default, for the
+    default "Is your previous answer wrong?") or "pass" (for a question like "Is your answer
+    correct?"); a custom `verdict_prompt` keeps "fail" unless told. `review_parser` reads a
+    verdict from a natural-language review (self and model checks); `checker_options` go to
+    `get_backend` for ``model:SPEC``.
 
     Example::
 
@@ -356,6 +392,10 @@ class CheckSettings:
     oracle_texts: tuple[str, str] | None = None
     params: GenParams | None = None
     checker_options: dict[str, object] = field(default_factory=dict)
+    yes_means: YesMeans = "fail"
+
+    def __post_init__(self) -> None:
+        yes_no_parser(self.yes_means)  # a ValueError naming the two values
 
 
 def make_check(
@@ -387,7 +427,11 @@ def make_check(
     if parsed.kind == "self":
         return SelfCheck(prompt=prompt, parser=s.review_parser, params=params)
     if parsed.kind == "verdict":
-        return VerdictCheck(prompt=s.verdict_prompt or DEFAULT_VERDICT_PROMPT, params=params)
+        return VerdictCheck(
+            prompt=s.verdict_prompt or DEFAULT_VERDICT_PROMPT,
+            parser=yes_no_parser(s.yes_means),
+            params=params,
+        )
     if parsed.kind == "oracle":
         if is_correct is None:
             raise ValueError("oracle checks need ground truth, which this command does not have")

@@ -32,6 +32,12 @@ def chat(
     check_prompt: str = typer.Option(
         None, "--check-prompt", help="Asked after each answer (default: the check's own)."
     ),
+    yes_means: str = typer.Option(
+        "fail",
+        "--yes-means",
+        help="What 'yes' to a verdict --check-prompt means: fail (as for the default 'Is your "
+        "previous answer wrong?') or pass (for 'Is your answer correct?').",
+    ),
     reask: str = typer.Option(
         DEFAULT_REASK, "--reask", help="Re-ask template; {question} is the message."
     ),
@@ -61,6 +67,7 @@ def chat(
     settings = CheckSettings(
         prompt=check_prompt,
         verdict_prompt=check_prompt,
+        yes_means=yes_means,  # type: ignore[arg-type]
         params=GenParams(max_new_tokens=check_max_new_tokens, temperature=temperature, seed=seed),
         checker_options={"base_url": checker_base_url} if checker_base_url else {},
     )

@@ -26,6 +26,12 @@ def serve(
         "self", "--check", help="Default check: self, verdict, model:SPEC or none."
     ),
     check_prompt: str = typer.Option(None, "--check-prompt", help="Default check prompt."),
+    yes_means: str = typer.Option(
+        "fail",
+        "--yes-means",
+        help="What 'yes' to a verdict check prompt means: fail (as for the default 'Is your "
+        "previous answer wrong?') or pass (for 'Is your answer correct?').",
+    ),
     final: str = typer.Option("last", "--final", help="last or first_accepted."),
     max_tokens: int = typer.Option(
         256, "--max-tokens", min=1, help="Default max_tokens per answer."
@@ -80,6 +86,7 @@ def serve(
         rounds=rounds,
         check=check,
         check_prompt=check_prompt,
+        yes_means=yes_means,  # type: ignore[arg-type]
         final=final,  # type: ignore[arg-type]
         max_tokens=max_tokens,
         check_max_tokens=check_max_tokens,

@@ -14,10 +14,17 @@ round through the server's micro-batcher (`selfcorrect.serve.batcher.Batcher`); 
 and one batcher per model spec and options serve every provider instance in the process.
 
 ``-M`` options: ``rounds`` (default 1), ``check`` (self, verdict, model:SPEC, none; no oracle:
-a provider has no ground truth), ``check_prompt``, ``reask`` (``{question}`` is replaced),
-``final`` (last, first_accepted), ``check_max_tokens`` (default 256); anything else goes to
-the backend (``n_ctx``, ``template``, ``concurrency``, ``prefill_mode``...). Tools are not
-supported: a call with tools is an error, never an answer without them.
+a provider has no ground truth), ``check_prompt``, ``yes_means`` (fail or pass: what "yes" to
+a verdict prompt means; "fail" unless told, as for the default "Is your previous answer
+wrong?"), ``reask`` (``{question}`` is replaced), ``final`` (last, first_accepted),
+``check_max_tokens`` (default 256); anything else goes to the backend (``n_ctx``, ``template``,
+``concurrency``, ``prefill_mode``...). A ``model:openai/...`` checker is served from the
+provider's base URL (``--model-base-url``), as the answering model is.
+
+Generation settings: ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``seed``,
+``stop_seqs``, ``frequency_penalty`` and ``presence_penalty`` reach the backend; settings that
+change what an answer is and that CaC cannot honour (`UNSUPPORTED`: several choices, logprobs,
+logit bias, a response schema, extra request fields) are an error, never ignored, as are tools.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from selfcorrect.cac.checks import (
     DEFAULT_CHECK_PARAMS,
     Check,
     CheckSettings,
+    YesMeans,
     make_check,
     require_verdicts,
 )
@@ -48,10 +56,24 @@ from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.engine import CaCConfig
 from selfcorrect.inspect.rounds import OUTPUT_KEY, from_conversation
 from selfcorrect.serve.batcher import Batcher
-from selfcorrect.specs import parse
+from selfcorrect.specs import parse, served_options
 
 DEFAULT_MAX_TOKENS = 256
 STOP_REASONS = {"stop": "stop", "length": "max_tokens"}
+# GenerateConfig fields that ask for what a CaC answer cannot give: refused when set, as the
+# server refuses them (reasoning hints, caching and connection settings are not about the
+# answer and are left to Inspect)
+UNSUPPORTED = (
+    "num_choices",
+    "best_of",
+    "logprobs",
+    "top_logprobs",
+    "prompt_logprobs",
+    "logit_bias",
+    "response_schema",
+    "extra_body",
+    "modalities",
+)
 
 _shared: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Backend, Batcher]] = {}
 _shared_lock = threading.Lock()
@@ -83,6 +105,7 @@ class CaCModelAPI(ModelAPI):
         rounds: int = 1,
         check: str = "self",
         check_prompt: str | None = None,
+        yes_means: YesMeans = "fail",
         reask: str | None = None,
         final: str = "last",
         check_max_tokens: int | None = None,
@@ -105,7 +128,14 @@ class CaCModelAPI(ModelAPI):
         if check_max_tokens is not None and int(check_max_tokens) < 1:
             raise ValueError(f"check_max_tokens must be >= 1, got {check_max_tokens}")
         self.check_spec = spec
-        self.check_prompt = check_prompt
+        self.check_settings = CheckSettings(
+            prompt=check_prompt,
+            verdict_prompt=check_prompt,
+            yes_means=yes_means,
+            # a model:openai/... checker is served where the answering model is, never from
+            # OPENAI_BASE_URL or api.openai.com
+            checker_options=served_options(spec, base_url),
+        )
         self.check_max_tokens = int(check_max_tokens or DEFAULT_CHECK_PARAMS.max_new_tokens)
         options = dict(backend_options)
         if base_url:
@@ -129,9 +159,7 @@ class CaCModelAPI(ModelAPI):
             return None
         with self._checks_lock:
             if params not in self._checks:
-                settings = CheckSettings(
-                    prompt=self.check_prompt, verdict_prompt=self.check_prompt, params=params
-                )
+                settings = replace(self.check_settings, params=params)
                 if self.check_spec.kind != "model":
                     self._checks[params] = make_check(self.check_spec, settings)
                 else:
@@ -154,14 +182,7 @@ class CaCModelAPI(ModelAPI):
         if chat and chat[-1].role == "assistant":
             prefill, chat = chat[-1].content, chat[:-1]
         conv = Conversation.from_messages(f"inspect-{uuid.uuid4().hex[:12]}", chat)
-        params = GenParams(
-            max_new_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
-            temperature=config.temperature if config.temperature is not None else 0.0,
-            top_p=config.top_p if config.top_p is not None else 1.0,
-            seed=config.seed if config.seed is not None else 0,
-            stop=tuple(config.stop_seqs or ()),
-            prefill=prefill,
-        )
+        params = gen_params(config, prefill)
         check = self._check(
             replace(params, max_new_tokens=self.check_max_tokens, stop=(), prefill="")
         )
@@ -191,6 +212,30 @@ class CaCModelAPI(ModelAPI):
         record = from_conversation(conv, check=check_name, final=self.cac.final_policy)
         output.metadata = {OUTPUT_KEY: record.to_dict()}
         return output
+
+
+def gen_params(config: GenerateConfig, prefill: str) -> GenParams:
+    """The answer's generation parameters from Inspect's config (unset fields: greedy, no
+    top-k and no penalties); `ValueError` naming a setting the provider cannot honour."""
+    for name in UNSUPPORTED:
+        value = getattr(config, name)
+        if value in (None, False, {}, []) or (name in ("num_choices", "best_of") and value == 1):
+            continue
+        raise ValueError(
+            f"the selfcorrect provider cannot honour {name}={value!r}: CaC keeps one answer "
+            "per generate call, as text only"
+        )
+    return GenParams(
+        max_new_tokens=config.max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=config.temperature if config.temperature is not None else 0.0,
+        top_p=config.top_p if config.top_p is not None else 1.0,
+        top_k=config.top_k or 0,
+        seed=config.seed if config.seed is not None else 0,
+        stop=tuple(config.stop_seqs or ()),
+        frequency_penalty=config.frequency_penalty or 0.0,
+        presence_penalty=config.presence_penalty or 0.0,
+        prefill=prefill,
+    )
 
 
 def to_chat(messages: list[ChatMessage]) -> tuple[Message, ...]:

@@ -35,6 +35,7 @@ from selfcorrect.cac.checks import (
     OracleCheck,
     SelfCheck,
     VerdictCheck,
+    YesMeans,
     make_check,
     require_verdicts,
 )
@@ -94,6 +95,7 @@ def cac(
     rounds: int = 1,
     check: str | Check = "self",
     check_prompt: str | None = None,
+    yes_means: YesMeans = "fail",
     reask: str | None = None,
     final: str = "last",
     critic: str | None = None,
@@ -113,6 +115,10 @@ def cac(
             ``oracle:P`` (pass/fail from the task's first scorer, flipped with probability P;
             studies only), ``none``, or a `selfcorrect.Check` object (Python).
         check_prompt: replaces the check's prompt.
+        yes_means: what "yes" to the ``verdict`` check's prompt means: ``fail`` (the default,
+            right for the default "Is your previous answer wrong?") or ``pass`` (for a
+            ``check_prompt`` such as "Is your answer correct?"). A custom prompt keeps
+            ``fail`` unless told.
         reask: the re-ask after each check; ``{question}`` is replaced by the question.
         final: ``last`` keeps the last answer; ``first_accepted`` stops at the first answer
             whose check passed (needs a check with verdicts: ``verdict`` or ``oracle:P``).
@@ -125,7 +131,9 @@ def cac(
         score_rounds: score every round's answer with the task's scorers.
     """
     config = CaCConfig(rounds=rounds, reask_template=reask or DEFAULT_REASK, final_policy=final)  # type: ignore[arg-type]
-    the_check, oracle_by_score = resolve_check(check, check_prompt) if rounds else (None, False)
+    the_check, oracle_by_score = (
+        resolve_check(check, check_prompt, yes_means) if rounds else (None, False)
+    )
     rounds = rounds if the_check is not None else 0  # no check, no rounds (as the engine)
     require_verdicts(the_check, final)  # first_accepted with a check that never passes: an error
     lock = threading.Lock()  # checks run in worker threads are called one at a time
@@ -176,10 +184,19 @@ def cac(
     return solve
 
 
-def resolve_check(check: str | Check, prompt: str | None) -> tuple[Check | None, bool]:
+def resolve_check(
+    check: str | Check, prompt: str | None, yes_means: YesMeans = "fail"
+) -> tuple[Check | None, bool]:
     """The check object for a spec (or a given check, its prompt replaced), and whether it is
-    an oracle whose truth comes from the task's scorer."""
+    an oracle whose truth comes from the task's scorer. A given check owns its verdict parser,
+    so `yes_means` applies to specs only."""
+    settings = CheckSettings(prompt=prompt, verdict_prompt=prompt, yes_means=yes_means)
     if not isinstance(check, str):
+        if yes_means != "fail":
+            raise ValueError(
+                "yes_means applies to check='verdict'; a Check object reads its own verdicts "
+                "(give it the parser, e.g. VerdictCheck(parser=yes_no_parser('pass')))"
+            )
         if prompt is not None and dataclasses.is_dataclass(check) and hasattr(check, "prompt"):
             check = dataclasses.replace(check, prompt=prompt)  # type: ignore[type-var]
         return check, False
@@ -189,7 +206,6 @@ def resolve_check(check: str | Check, prompt: str | None) -> tuple[Check | None,
             f"check={check!r} names a selfcorrect backend; in Inspect give the checking model as "
             "critic=<inspect model> or --model-role critic=<model>"
         )
-    settings = CheckSettings(prompt=prompt, verdict_prompt=prompt)
     made = make_check(spec, settings, is_correct=lambda conv, answer: False)
     return made, spec.kind == "oracle"
 

@@ -78,6 +78,7 @@ def bbq(
     )
     examples, problems = load_examples(cfg)
     protocol = cac_config(cfg)
+    bbq_check = make_bbq_check(cfg, examples)
     start = protocol.answer.prefill if prefill else None
     samples = [
         Sample(
@@ -103,7 +104,7 @@ def bbq(
             answer(prefill=start, max_tokens=protocol.answer.max_new_tokens),
             cac(
                 rounds=rounds,
-                check=make_bbq_check(cfg, examples) or "none",
+                check=bbq_check or "none",
                 reask=protocol.reask_template,
                 final=final,
                 reanswer_max_tokens=protocol.reanswer.max_new_tokens,
@@ -111,7 +112,7 @@ def bbq(
                 score_rounds=False,  # the grader scores every round itself
             ),
         ],
-        scorer=bbq_grader(),
+        scorer=bbq_grader(rounds=rounds if bbq_check is not None else 0),
         config=GenerateConfig(temperature=0.0, seed=seed),
         metadata={"data_problems": [str(p) for p in problems]},
     )

@@ -30,6 +30,7 @@ from selfcorrect.cac.checks import (
     Check,
     CheckSettings,
     ModelCheck,
+    YesMeans,
     make_check,
     require_verdicts,
 )
@@ -60,6 +61,7 @@ class ServeConfig:
     rounds: int = 1
     check: Spec | str = "self"
     check_prompt: str | None = None
+    yes_means: YesMeans = "fail"  # what "yes" to a verdict check prompt means
     reask: str = "Based on your review, answer the question again:\n{question}"
     final: FinalPolicy = "last"
     max_tokens: int = 256
@@ -77,6 +79,7 @@ class ServeConfig:
         if self.check.kind == "oracle":  # type: ignore[union-attr]
             raise ValueError("a server has no ground truth: use self, verdict, model:SPEC or none")
         require_verdicts(self.check, self.final)  # type: ignore[arg-type]
+        CheckSettings(yes_means=self.yes_means)  # a ValueError unless fail or pass
         if not self.rounds >= 0:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")
         for name in ("max_tokens", "check_max_tokens", "max_in_flight", "max_body_bytes"):
@@ -110,8 +113,10 @@ class CaCService:
         self._checks: OrderedDict[tuple[Any, ...], Check | None] = OrderedDict()
         self._default_checker = checker  # model:SPEC loaded once at start
 
-    def check_for(self, spec: Spec, prompt: str | None, params: GenParams) -> Check | None:
-        key = (str(spec), prompt, params)
+    def check_for(
+        self, spec: Spec, prompt: str | None, params: GenParams, yes_means: YesMeans = "fail"
+    ) -> Check | None:
+        key = (str(spec), prompt, yes_means, params)
         if key in self._checks:
             self._checks.move_to_end(key)
         else:
@@ -132,7 +137,9 @@ class CaCService:
                     param="selfcorrect.check",
                 )
             else:
-                settings = CheckSettings(prompt=prompt, verdict_prompt=prompt, params=params)
+                settings = CheckSettings(
+                    prompt=prompt, verdict_prompt=prompt, params=params, yes_means=yes_means
+                )
                 self._checks[key] = make_check(spec, settings)
         return self._checks[key]
 
@@ -143,11 +150,8 @@ class CaCService:
         rounds = cfg.rounds if o.rounds is None else o.rounds
         final = o.final or cfg.final
         check_params = replace(req.params, max_new_tokens=cfg.check_max_tokens, stop=())
-        check = (
-            self.check_for(spec, o.check_prompt or cfg.check_prompt, check_params)
-            if rounds
-            else None
-        )
+        prompt, yes_means = o.check_prompt or cfg.check_prompt, o.yes_means or cfg.yes_means
+        check = self.check_for(spec, prompt, check_params, yes_means) if rounds else None
         try:
             require_verdicts(check, final)
         except ValueError as exc:

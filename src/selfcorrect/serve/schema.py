@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from selfcorrect.backends.base import GenParams, Message
+from selfcorrect.cac.checks import YesMeans
 from selfcorrect.cac.conversation import Conversation, FinalPolicy
 from selfcorrect.specs import MAX_ROUNDS, SpecError, parse
 
@@ -52,6 +53,7 @@ class CaCOverrides:
     rounds: int | None = None
     check: str | None = None
     check_prompt: str | None = None
+    yes_means: YesMeans | None = None
     final: FinalPolicy | None = None
 
 
@@ -158,7 +160,7 @@ def _overrides(body: Mapping[str, Any]) -> CaCOverrides:
         return CaCOverrides()
     if not isinstance(raw, dict):
         raise _fail("selfcorrect", "must be an object")
-    unknown = sorted(set(raw) - {"rounds", "check", "check_prompt", "final"})
+    unknown = sorted(set(raw) - {"rounds", "check", "check_prompt", "yes_means", "final"})
     if unknown:
         raise _fail("selfcorrect", f"unknown field(s) {', '.join(unknown)}")
     rounds = _int(raw, "rounds", 0, MAX_ROUNDS, path="selfcorrect.rounds")
@@ -173,10 +175,15 @@ def _overrides(body: Mapping[str, Any]) -> CaCOverrides:
     prompt = raw.get("check_prompt")
     if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
         raise _fail("selfcorrect.check_prompt", "must be a non-empty string")
+    yes_means = raw.get("yes_means")
+    if yes_means is not None and yes_means not in ("fail", "pass"):
+        raise _fail("selfcorrect.yes_means", f"must be fail or pass, got {yes_means!r}")
     final = raw.get("final")
     if final is not None and final not in ("last", "first_accepted"):
         raise _fail("selfcorrect.final", f"must be last or first_accepted, got {final!r}")
-    return CaCOverrides(rounds=rounds, check=check, check_prompt=prompt, final=final)
+    return CaCOverrides(
+        rounds=rounds, check=check, check_prompt=prompt, yes_means=yes_means, final=final
+    )
 
 
 def parse_request(body: Any, *, default_max_tokens: int) -> ChatRequest:

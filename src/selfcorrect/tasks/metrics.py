@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from selfcorrect.bbq.metrics import wilson_interval
+from selfcorrect.cac.checks import verdict_by_oracle_stop
 
 Record = Mapping[str, Any]
 
@@ -70,11 +71,12 @@ def flips(records: Sequence[Record], r: int) -> dict[str, Any]:
 def check_accuracy(records: Sequence[Record], r: int) -> dict[str, Any]:
     """How often the round-r check was right about the answer it checked (round r-1): a pass
     of a right answer or a fail of a wrong one. Checks without a readable verdict are counted
-    as ``n_unknown`` and left out; accuracy is None when no check was judged."""
+    as ``n_unknown`` and left out, as are verdicts the ground truth gave (oracle-stopped runs:
+    they are not the check's); accuracy is None when no check was judged."""
     judged = correct = unknown = 0
     for x in records:
         check = next((c for c in x.get("checks", ()) if c["round"] == r), None)
-        if check is None:
+        if check is None or verdict_by_oracle_stop(check.get("source")):
             continue
         if check.get("verdict") not in ("pass", "fail"):
             unknown += 1
