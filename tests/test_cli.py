@@ -124,3 +124,26 @@ def test_the_demo_construction_is_a_run_directory(tmp_path, capsys):
     assert config["study"] == "construct" and config["betas"] == [10, 100, 1000.0, 10000.0]
     assert kind_of(out) == "construct" and (out / "construct.json").exists()
     assert "max |constructed TF - explicit GD|" in capsys.readouterr().out
+
+
+def test_chat_with_a_served_checker_keeps_it_on_the_base_url(monkeypatch):
+    """A model:openai checker talks to --base-url (a real llama.cpp server here), never to
+    OPENAI_BASE_URL or api.openai.com when no --checker-base-url is given."""
+    from servers import llama_server
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # a decoy nobody serves
+    with llama_server() as url:
+        args = ("--model", "openai/smollm2", "--base-url", url, "--rounds", "1")
+        result = _cli(
+            "chat",
+            *args,
+            "--check",
+            "model:openai/smollm2",
+            "--max-new-tokens",
+            "8",
+            "--check-max-new-tokens",
+            "8",
+            "Is 7 a prime number?",
+        )
+    assert result.returncode == 0, result.stderr
+    assert "[round 1] CHECK" in result.stdout and "[error]" not in result.stdout

@@ -402,6 +402,22 @@ def test_bbq_task_arguments():
         bbq(check="selff")
 
 
+def test_bbq_tasks_served_checker_talks_to_the_given_url(monkeypatch):
+    import selfcorrect.backends.base as base
+    from selfcorrect.backends.scripted import ScriptedBackend
+
+    loaded = {}
+
+    def fake(spec, **options):
+        loaded[spec] = options
+        return ScriptedBackend()
+
+    monkeypatch.setattr(base, "get_backend", fake)
+    url = "http://127.0.0.1:9/v1"  # nothing is sent: the task is only built
+    bbq(limit_per_category=1, check="model:openai/judge", checker_base_url=url)
+    assert loaded == {"openai/judge": {"base_url": url}}
+
+
 def test_bbq_oracle_check_and_grader_on_mockllm(tmp_path):
     # always answers (c): right on ambiguous questions whose unknown option is (c)
     model = scripted(lambda msgs: " (c).")

@@ -12,7 +12,7 @@ from selfcorrect.cac.checks import CheckSettings, make_check
 from selfcorrect.cac.conversation import Conversation
 from selfcorrect.cac.engine import CaCConfig, run_cac
 from selfcorrect.cli.common import format_transcript, parse_options
-from selfcorrect.specs import FAMILIES, parse
+from selfcorrect.specs import FAMILIES, parse, served_options
 
 DEFAULT_REASK = "Based on your review, answer the question again:\n{question}"
 MAX_STDIN_LINE = 65_536  # characters per question read from standard input
@@ -54,7 +54,10 @@ def chat(
     final: str = typer.Option("last", "--final", help="Final answer: last or first_accepted."),
     base_url: str = typer.Option(None, "--base-url", help="Server URL for openai/<model>."),
     checker_base_url: str = typer.Option(
-        None, "--checker-base-url", help="Server URL for model:openai/<m>."
+        None,
+        "--checker-base-url",
+        help="Server URL for model:openai/<m> (default: --base-url, never api.openai.com "
+        "unless given).",
     ),
     option: list[str] = typer.Option(
         None,
@@ -64,12 +67,16 @@ def chat(
     ),
 ) -> None:
     """Chat with a model; with --rounds N, each answer is checked and re-asked N times."""
+    spec = parse("check", check)  # a typo fails even when no round would use the check
+    checker_options = (
+        {"base_url": checker_base_url} if checker_base_url else served_options(spec, base_url)
+    )
     settings = CheckSettings(
         prompt=check_prompt,
         verdict_prompt=check_prompt,
         yes_means=yes_means,  # type: ignore[arg-type]
         params=GenParams(max_new_tokens=check_max_new_tokens, temperature=temperature, seed=seed),
-        checker_options={"base_url": checker_base_url} if checker_base_url else {},
+        checker_options=checker_options,
     )
     answer = GenParams(
         max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, prefill=prefill
@@ -81,7 +88,6 @@ def chat(
         reanswer=answer,
         final_policy=final,  # type: ignore[arg-type]
     )
-    spec = parse("check", check)  # a typo fails even when no round would use the check
     source = make_check(spec, settings) if rounds else None
     backend = get_backend(model, base_url=base_url, **parse_options(option, url_flag=True))
 

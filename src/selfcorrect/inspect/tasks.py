@@ -34,6 +34,7 @@ def bbq(
     reanswer_tokens: int | None = None,
     prefill: bool = True,
     seed: int = 0,
+    checker_base_url: str | None = None,
 ) -> Task:
     """BBQ with Check as Context, as the paper runs it (its prompt, review and re-ask).
 
@@ -54,6 +55,8 @@ def bbq(
         prefill: start every answer with the protocol's "The answer is" (needs a provider that
             continues a trailing assistant message, e.g. ``selfcorrect/...``).
         seed: sampling seed of the questions and of generation.
+        checker_base_url: the server of a ``model:openai/...`` check (without it: the openai
+            backend's default, ``OPENAI_BASE_URL`` or api.openai.com).
     """
     from selfcorrect.bbq.prompts import question_text
     from selfcorrect.bbq.study import BBQConfig, cac_config, load_examples, make_bbq_check
@@ -75,6 +78,7 @@ def bbq(
         check_tokens=check_tokens,
         reanswer_tokens=reanswer_tokens,
         seed=seed,
+        base_url=checker_base_url,  # only a model:openai check talks to it here
     )
     examples, problems = load_examples(cfg)
     protocol = cac_config(cfg)
