@@ -360,6 +360,15 @@ def test_provider_runs_cac_inside_generate_and_continues_a_prefill():
     assert out.usage.output_tokens > 0
 
 
+def test_provider_greedy_calls_differing_only_in_seed_share_one_check():
+    model = provider(rounds=1, check="self", responder=lambda chat, params: "ok")
+    for seed in (1, 2, 3):
+        generate_once(model, [ChatMessageUser(content="Q?")], seed=seed)
+    assert len(model.api._checks) == 1  # so their checks can be batched together
+    generate_once(model, [ChatMessageUser(content="Q?")], seed=4, temperature=0.5)
+    assert len(model.api._checks) == 2  # sampling: the seed matters
+
+
 def test_provider_with_no_rounds_is_a_plain_model():
     model = provider(rounds=0, responder=lambda chat, params: "hello")
     out = generate_once(model, [ChatMessageUser(content="Hi")])

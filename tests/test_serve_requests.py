@@ -66,8 +66,9 @@ def test_the_check_prompt_override_reaches_the_check_and_checks_are_shared_and_b
     assert check.prompt == "Wrong? yes/no" and name == "verdict" and final == "last"
     again, *_ = svc.plan(parse_request(body, default_max_tokens=8))
     assert again is check  # equal settings share one check object, so one check call
-    for seed in range(A.MAX_CACHED_CHECKS + 50):
-        svc.plan(parse_request({"messages": USER, "seed": seed}, default_max_tokens=8))
+    for seed in range(A.MAX_CACHED_CHECKS + 50):  # sampled, so each seed is its own check
+        body = {"messages": USER, "seed": seed, "temperature": 0.5}
+        svc.plan(parse_request(body, default_max_tokens=8))
     assert len(svc._checks) == A.MAX_CACHED_CHECKS
 
 
@@ -169,3 +170,28 @@ def test_yes_means_says_which_way_a_custom_verdict_prompt_reads():
     assert caught.value.param == "selfcorrect.yes_means"
     with pytest.raises(ValueError, match="yes_means must be fail or pass"):
         A.ServeConfig(model="scripted", yes_means="yes")
+
+
+class Counting(ScriptedBackend):
+    def __init__(self) -> None:
+        super().__init__(lambda chat, params: "Yes, it is.")
+        self.sizes: list[int] = []
+
+    def generate(self, chats, params):
+        self.sizes.append(len(chats))
+        return super().generate(chats, params)
+
+
+def test_greedy_requests_without_a_seed_are_still_batched_together():
+    """Each request without a seed gets a random one, which greedy decoding ignores: requests
+    that differ only in it share every call (answer, check, re-answer)."""
+    svc = service(rounds=1, check="self")
+    backend = Counting()
+    scheduler = Scheduler(backend, contain_failures=True)
+    plans = [svc.plan(parse_request({"messages": USER}, default_max_tokens=8)) for _ in range(3)]
+    assert len({config.answer.seed for _, config, _, _ in plans}) > 1  # the seeds do differ
+    for i, (check, config, _, _) in enumerate(plans):
+        scheduler.add(Conversation(str(i), "Is the sun a star?"), check, config)
+    while scheduler.jobs:
+        scheduler.step()
+    assert backend.sizes == [3, 3, 3]

@@ -9,7 +9,7 @@ Model specs look like ``llamacpp/smollm2``, ``hf/<hub id or path>``, ``openai/<m
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
@@ -93,6 +93,12 @@ class GenParams:
     # A GBNF grammar the output must match (constrained decoding). Applied by the llama.cpp
     # backend; other backends ignore it (callers still parse strictly).
     grammar: str | None = None
+
+    def batch_key(self) -> GenParams:
+        """These parameters as far as they change the output: greedy decoding ignores the
+        seed, so it is zeroed at temperature 0. Calls with equal keys can share one batch (a
+        server gives every request without a seed a random one; greedy requests still batch)."""
+        return replace(self, seed=0) if self.temperature == 0 else self
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -225,9 +225,10 @@ class Scheduler:
         if job.step == "check":
             return ("check", id(job.check), job.round)
         if job.step == "followup":
-            return ("generate", cfg.followup_params, "answer")
+            return ("generate", cfg.followup_params.batch_key(), "answer")
         params = cfg.answer if job.round == 0 else cfg.reanswer
-        return ("generate", params, "reasoning" if cfg.followup is not None else "answer")
+        kind = "reasoning" if cfg.followup is not None else "answer"
+        return ("generate", params.batch_key(), kind)
 
     def _generate(self, jobs: list[Job], params: GenParams, kind: TurnKind) -> None:
         for job in jobs:

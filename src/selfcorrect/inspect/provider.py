@@ -184,7 +184,7 @@ class CaCModelAPI(ModelAPI):
         conv = Conversation.from_messages(f"inspect-{uuid.uuid4().hex[:12]}", chat)
         params = gen_params(config, prefill)
         check = self._check(
-            replace(params, max_new_tokens=self.check_max_tokens, stop=(), prefill="")
+            replace(params, max_new_tokens=self.check_max_tokens, stop=(), prefill="").batch_key()
         )
         conv = await self.batcher.run(
             conv, check, replace(self.cac, answer=params, reanswer=params)

@@ -149,7 +149,9 @@ class CaCService:
         assert isinstance(spec, Spec)
         rounds = cfg.rounds if o.rounds is None else o.rounds
         final = o.final or cfg.final
-        check_params = replace(req.params, max_new_tokens=cfg.check_max_tokens, stop=())
+        # one check object per setting, so requests that differ only in the seed of greedy
+        # decoding share it and their checks are batched
+        check_params = replace(req.params, max_new_tokens=cfg.check_max_tokens, stop=()).batch_key()
         prompt, yes_means = o.check_prompt or cfg.check_prompt, o.yes_means or cfg.yes_means
         check = self.check_for(spec, prompt, check_params, yes_means) if rounds else None
         try:
