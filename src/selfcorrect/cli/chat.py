@@ -68,7 +68,7 @@ def chat(
 ) -> None:
     """Chat with a model; with --rounds N, each answer is checked and re-asked N times."""
     spec = parse("check", check)  # a typo fails even when no round would use the check
-    checker_options = (
+    checker_options: dict[str, object] = (
         {"base_url": checker_base_url} if checker_base_url else served_options(spec, base_url)
     )
     settings = CheckSettings(
