@@ -126,3 +126,48 @@ def test_construction_run_compares_with_a_trained_model(tmp_path):
     curves = (tmp_path / "c" / "compare_curves.csv").read_text()
     assert "trained TF" in curves and "constructed TF" in curves
     assert "study: construct" in (tmp_path / "c" / "config.yaml").read_text()
+
+
+def test_the_noise_sweep_and_the_comparison_follow_problems_dtype_and_steps(tmp_path):
+    from selfcorrect.theory.construct_study import (
+        curve_vs_t,
+        evaluation_set,
+        noise_sweep,
+        run_construction,
+    )
+    from selfcorrect.theory.evaluate import EVAL_SEED, read_curves
+    from selfcorrect.theory.task import sample_task
+    from selfcorrect.theory.train import TrainConfig, override, train
+
+    tiny = ["steps=1", "batch_size=2", "eval_size=2", "model.n_embd=8", "model.n_head=1"]
+    cfg = override(TrainConfig(), [*tiny, "model.n_layer=1", "model.n_points=5"])
+    train(cfg, tmp_path / "m", progress=False)
+    table = run_construction(
+        tmp_path / "c",
+        d=3,
+        n=5,
+        n_problems=4,
+        steps=(3, 2),
+        betas=(1e9,),
+        dtype="float32",
+        compare=tmp_path / "m",
+    )
+    assert table["noise_settings"] == {"steps": 2, "problems": 4, "dtype": "float32"}
+    saved = json.loads((tmp_path / "c" / "construct.json").read_text())
+    assert saved["noise_settings"] == table["noise_settings"]
+    swept = noise_sweep(d=3, n=5, steps=2, n_problems=4, dtype=torch.float32)
+    assert saved["noise"] == swept
+    assert swept != noise_sweep(d=3, n=5, steps=2, n_problems=4, dtype=torch.float64)
+    assert swept != noise_sweep(d=3, n=5, steps=1, n_problems=4, dtype=torch.float32)
+    assert swept[0]["stderr"] != noise_sweep(d=3, n=5, steps=2, dtype=torch.float32)[0]["stderr"]
+    curves = read_curves(tmp_path / "c" / "compare_curves.csv")
+    drawn_curve = [r for r in curves if r["predictor"] == "constructed TF (2 GD steps, eta 0.01)"]
+    assert {r["t"] for r in curves if r["predictor"] == "trained TF"} == {2, 3, 4}
+    in_32 = curve_vs_t(d=5, n=5, steps=2, n_problems=4, dtype=torch.float32)
+    assert in_32 != curve_vs_t(d=5, n=5, steps=2, n_problems=4, dtype=torch.float64)
+    assert [(r["t"], r["error"], r["stderr"]) for r in drawn_curve] == [
+        (r["t"], r["error"], r["stderr"]) for r in in_32
+    ]
+    # the constructed network is scored on the trained transformer's evaluation sequences
+    drawn = sample_task(4, n_dims=5, n_points=5, generator=torch.Generator().manual_seed(EVAL_SEED))
+    assert torch.equal(evaluation_set(4, 5, 5).y_star, drawn.y_star.double())

@@ -181,6 +181,12 @@ def test_theory_commands_end_to_end(tmp_path):
     assert "study: theory-panel" in (panel / "config.yaml").read_text()
     metrics = json.loads((panel / "metrics.json").read_text())
     assert set(metrics["error_stderr"]["linear attention"]["0"]) == {"2", "5", "10", "15"}
+    per_sequence = metrics["per_sequence"]  # what the verdicts pair their z on
+    assert per_sequence["t"] == 15 and set(per_sequence["errors"]) == {
+        "softmax attention",
+        "linear attention",
+    }
+    assert len(per_sequence["errors"]["linear attention"]["0"]) == 256  # the quick preset's n_eval
     trained = metrics["training"]["linear attention"]
     assert trained["steps_done"] == 4 and trained["torch_threads"][0] >= 1  # wall time's context
     cli(
@@ -190,15 +196,8 @@ def test_theory_commands_end_to_end(tmp_path):
     assert len(log) == 3  # header + steps 1-2: stopped at the first evaluation (error < 2)
 
 
-TINY_SETS = [
-    "steps=2",
-    "batch_size=4",
-    "eval_size=4",
-    "eval_every=2",
-    "model.n_layer=1",
-    "model.n_embd=16",
-    "model.n_head=2",
-]
+# Only fields no panel varies: a --set on depth, heads, width, attention or FFN is refused.
+TINY_SETS = ["steps=2", "batch_size=4", "eval_size=4", "eval_every=2"]
 
 
 def test_train_all_trains_every_distinct_model_once_in_workers_and_reuses_them(tmp_path):
@@ -209,8 +208,9 @@ def test_train_all_trains_every_distinct_model_once_in_workers_and_reuses_them(t
     done: list[str] = []
     train_all("quick", tmp_path, sets=TINY_SETS, jobs=2, on_done=lambda n, s: done.append(n))
     models = sorted(p.name for p in (tmp_path / "models").iterdir())
-    # base (1 layer, 16 wide) + depths 2, 3, 4 + linear + heads 1-4 at 32 per head + no FFN
-    assert len(models) == 10 == len(done) == len(all_models("quick", TINY_SETS))
+    # base (4 layers, 2 heads, 64 wide) + depths 1, 2, 3 + linear + heads 1, 3, 4 at 32 per
+    # head + no FFN
+    assert len(models) == 9 == len(done) == len(all_models("quick", TINY_SETS))
     assert all((tmp_path / "models" / m / "checkpoint.pt").exists() for m in models)
     stamps = {p: p.stat().st_mtime_ns for p in tmp_path.glob("models/*/checkpoint.pt")}
     train_all("quick", tmp_path, sets=TINY_SETS, jobs=1)

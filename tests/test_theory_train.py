@@ -3,6 +3,7 @@ the paper-recipe model options, panel grids from presets, run directories."""
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import subprocess
@@ -14,12 +15,23 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from typer.testing import CliRunner
 
-from selfcorrect.runs import RunDirError
+from selfcorrect.cli import app
+from selfcorrect.runs import RunDir, RunDirError
 from selfcorrect.theory import train as T
 from selfcorrect.theory.checkpoint import CheckpointError, load_checkpoint
 from selfcorrect.theory.config import TrainConfig, examples_at, override
-from selfcorrect.theory.figures import PanelGrid, grid_from_dict, load_grid, load_preset, variants
+from selfcorrect.theory.figures import (
+    PanelGrid,
+    all_models,
+    grid_from_dict,
+    load_grid,
+    load_preset,
+    run_panel,
+    trained,
+    variants,
+)
 from selfcorrect.theory.model import AlignmentTransformer, ModelConfig
 
 TINY = [
@@ -85,6 +97,39 @@ def test_bad_options_are_one_clear_error(assignment, message):
     with pytest.raises(ValueError) as info:
         override(TrainConfig(), [assignment])
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_numbers_in_set_take_their_fields_type():
+    """YAML reads 1e-3 as a string: a float field takes any number, an int field a whole one."""
+    cfg = override(TrainConfig(), ["lr=1e-3", "steps=1e3", "warmup=2.0", "model.n_layer=4e0"])
+    assert cfg.lr == 0.001 and isinstance(cfg.lr, float)
+    assert (cfg.steps, cfg.warmup, cfg.model.n_layer) == (1000, 2, 4)
+    assert all(type(v) is int for v in (cfg.steps, cfg.warmup, cfg.model.n_layer))
+    for assignment, message in (
+        ("steps=1.5", "steps must be of type int, got 1.5 (not a whole number)"),
+        ("steps=2.5e0", "steps must be of type int, got '2.5e0' (not a whole number)"),
+        ("lr=fast", "lr must be of type float, got 'fast'"),
+        ("lr=true", "lr must be of type float, got True"),
+    ):
+        with pytest.raises(ValueError) as info:
+            override(TrainConfig(), [assignment])
+        assert str(info.value) == message
+
+
+def test_the_paper_recipe_refuses_options_only_ours_uses():
+    """Adam at a constant lr uses no weight decay, warm-up, decay floor or clipping: setting one
+    would change the run's name (its identity) and nothing else."""
+    assert override(TrainConfig(), ["recipe=paper"]).recipe == "paper"  # defaults are fine
+    for assignment in ("weight_decay=0.1", "warmup=200", "min_lr_ratio=0", "grad_clip=0.5"):
+        key = assignment.partition("=")[0]
+        with pytest.raises(ValueError) as info:
+            override(TrainConfig(), ["recipe=paper", assignment])
+        message = str(info.value)
+        assert message.startswith(f"{key} must be left at its default")
+        assert "only recipe=ours uses it" in message and "\n" not in message
+        assert override(TrainConfig(), [assignment]).recipe == "ours"  # ours takes it
+    with pytest.raises(ValueError, match="warmup must be left at its default"):
+        load_preset("paper-recipe", ["warmup=10"])
 
 
 def test_bad_options_on_the_command_line_write_nothing(tmp_path):
@@ -180,6 +225,48 @@ def test_unreadable_or_incomplete_checkpoints_name_the_file(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
+def test_a_checkpoint_that_fails_to_load_says_why(tmp_path, monkeypatch):
+    """A device error or an out-of-memory error is not a corrupt file: the message carries the
+    exception's own text."""
+    T.train(tiny(), tmp_path / "m", progress=False)
+    ckpt = tmp_path / "m" / "checkpoint.pt"
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "load", out_of_memory)
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(ckpt)
+    message = str(info.value)
+    assert message == (
+        f"{ckpt}: could not be loaded (RuntimeError: CUDA out of memory. Tried to allocate "
+        "20.00 GiB)"
+    )
+    ckpt.write_bytes(ckpt.read_bytes()[:200])  # a truncated file says so too
+    with pytest.raises(CheckpointError, match="PytorchStreamReader failed"):
+        load_checkpoint(ckpt)
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
+def test_checkpoints_load_on_the_cpu_and_resume_moves_them_to_the_device(tmp_path):
+    """load_state_dict places the state: the model's on its device, the optimiser's moments on
+    their parameters' device and its step counters on the CPU (as a fresh non-capturable Adam
+    keeps them). "meta" stands in for a GPU; mapping the file onto it would put the counters
+    there too."""
+    T.train(tiny(), tmp_path / "m", progress=False)
+    state = load_checkpoint(tmp_path / "m" / "checkpoint.pt", need=("model", "opt"))
+    assert {t.device.type for t in state["model"].values()} == {"cpu"}
+    cfg = replace(tiny(), device="meta")
+    model, opt = T.build(cfg)
+    done = T.resume(RunDir(tmp_path / "m", {}), model, opt, torch.Generator(), cfg)
+    assert done.step == 4
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    moments = {st["exp_avg"].device.type for st in opt.state.values()}
+    steps = {st["step"].device.type for st in opt.state.values()}
+    assert moments == {"meta"} and steps == {"cpu"}
+
+
 def test_snapshots_load_like_the_official_step_checkpoint(tmp_path):
     cfg = tiny("snapshot_every=2")
     model = T.train(cfg, tmp_path / "m", progress=False)
@@ -193,8 +280,49 @@ def test_snapshots_load_like_the_official_step_checkpoint(tmp_path):
         torch.equal(a, b) for a, b in zip(at4.state_dict().values(), model.state_dict().values())
     )
     assert not torch.equal(at2.read_out.weight, at4.read_out.weight)
-    with pytest.raises(CheckpointError, match="model_step3.pt"):
+    with pytest.raises(CheckpointError) as info:
         T.load_model(tmp_path / "m", step=3)
+    assert str(info.value) == (
+        f"{tmp_path / 'm' / 'model_step3.pt'}: no such snapshot; the snapshots in "
+        f"{tmp_path / 'm'}: model_step2.pt, model_step4.pt"
+    )
+    T.train(tiny(), tmp_path / "none", progress=False)
+    with pytest.raises(CheckpointError, match="the snapshots in .*: none$"):
+        T.load_model(tmp_path / "none", step=2)
+
+
+def test_eval_says_and_records_which_model_state_it_scored(tmp_path):
+    """curves.csv is overwritten by every eval: the JSON beside it says which checkpoint, at
+    which step of how many, on how many sequences and noise levels; an unfinished model warns."""
+    T.train(tiny("snapshot_every=2"), tmp_path / "m", progress=False, stop_below=1e9)  # step 2
+    runner = CliRunner()
+    args = ["theory", "eval", str(tmp_path / "m"), "--no-gd", "--n-eval", "4", "--noise", "0,1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "scoring checkpoint.pt: step 2 of 4 planned; 4 sequences, noise 0, 1" in result.stdout
+    assert "warning:" in result.stderr and "has not finished training (2 of 4 steps)" in (
+        result.stderr
+    )
+    record = yaml.safe_load((tmp_path / "m" / "curves.json").read_text())
+    assert record == {
+        "checkpoint": "checkpoint.pt",
+        "step": 2,
+        "steps_planned": 4,
+        "finished": False,
+        "n_eval": 4,
+        "noise": [0.0, 1.0],
+        "gd": False,
+        "device": "cpu",
+    }
+    T.train(tiny("snapshot_every=2"), tmp_path / "m", progress=False)  # now complete
+    result = runner.invoke(app, [*args[:3], "--no-gd", "--n-eval", "4", "--step", "2"])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr  # a snapshot is an intermediate state by choice
+    snap = yaml.safe_load((tmp_path / "m" / "curves_step2.json").read_text())
+    assert (snap["checkpoint"], snap["step"], snap["steps_planned"]) == ("model_step2.pt", 2, 4)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    assert yaml.safe_load((tmp_path / "m" / "curves.json").read_text())["finished"] is True
 
 
 # ---- the device -----------------------------------------------------------------------------
@@ -212,10 +340,9 @@ def test_every_training_step_runs_on_the_configured_device(tmp_path):
     loss = T.train_step(model, opt, batch, cfg, lr=1e-3)
     assert loss.device.type == "meta"
     assert {s.device.type for st in opt.state.values() for s in st.values()} <= {"meta", "cpu"}
-    # resume maps the checkpoint onto the device
+    # a resumed checkpoint follows cfg.device: see
+    # test_checkpoints_load_on_the_cpu_and_resume_moves_them_to_the_device
     cpu_model = T.train(tiny(), tmp_path / "m", progress=False)
-    state = load_checkpoint(tmp_path / "m" / "checkpoint.pt", device="meta")
-    assert state["model"]["read_out.weight"].device.type == "meta"
     assert cpu_model.read_out.weight.device.type == "cpu"
 
 
@@ -373,3 +500,102 @@ def test_a_broken_config_yaml_is_one_line_naming_it(tmp_path):
     with pytest.raises(ValueError, match="not a readable config"):
         config.write_text("steps: [1\n")
         T.train(tiny(), tmp_path / "m", progress=False)
+
+
+# ---- reusing a finished model -----------------------------------------------------------------
+
+
+def _manifest(model_dir: Path) -> dict:
+    return yaml.safe_load((model_dir / "manifest.json").read_text())
+
+
+def test_reusing_a_finished_model_leaves_its_manifest_alone(tmp_path):
+    """The manifest is the record of the calls that trained the model (revision, versions,
+    platform, finish time): a call that only reuses it, or fails to, must not rewrite it."""
+    cfg, out = tiny(), tmp_path / "m"
+    first = T.train(cfg, out, progress=False)
+    manifest = _manifest(out)
+    manifest.update(
+        git_revision="the revision that trained it",
+        platform="the machine that trained it",
+        finished="2000-01-01T00:00:00+00:00",
+    )
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    text = (out / "manifest.json").read_text()
+    again = T.train(cfg, out, progress=False)
+    assert (out / "manifest.json").read_text() == text
+    assert not again.training and all(
+        torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values())
+    )
+    (out / "checkpoint.pt").write_bytes(b"damaged")
+    with pytest.raises(CheckpointError):
+        T.train(cfg, out, progress=False)
+    assert (out / "manifest.json").read_text() == text  # still finished, nothing rewritten
+    with pytest.raises(RunDirError, match="different configuration"):
+        T.train(replace(cfg, steps=6), out, progress=False)  # another config is still refused
+
+
+def test_a_complete_checkpoint_without_a_finish_record_is_finished(tmp_path):
+    """Killed between the last checkpoint and the manifest's finish: the next call records it."""
+    cfg, out = tiny(), tmp_path / "m"
+    T.train(cfg, out, progress=False)
+    manifest = _manifest(out)
+    del manifest["finished"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    T.train(cfg, out, progress=False)
+    assert "finished" in _manifest(out) and _manifest(out)["steps_done"] == 4
+
+
+def test_the_manifest_records_the_devices_training_ran_on(tmp_path):
+    """Like the thread counts: the union over the calls that trained a step (no GPU here, so the
+    second device is recorded through `finish` directly), and a panel's training summary carries
+    it for the wall-time note."""
+    cfg, out = tiny(), tmp_path / "m"
+    T.train(cfg, out, progress=False, stop_below=1e9)  # stops at step 2
+    assert _manifest(out)["devices"] == ["cpu"] and "device" not in _manifest(out)
+    T.finish(T.open_run(cfg, out), cfg, 4, False, trained_on="cuda:0")
+    assert _manifest(out)["devices"] == ["cpu", "cuda:0"]
+    T.finish(T.open_run(cfg, out), cfg, 4, False, trained_on=None)  # trained nothing
+    assert _manifest(out)["devices"] == ["cpu", "cuda:0"]
+    _, summary = trained(tmp_path, cfg, progress=False)
+    assert summary["devices"] == ["cpu"] and "device" not in summary
+
+
+# ---- panels vary their own fields -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "panel, assignment",
+    [
+        ("2c", "model.n_layer=2"),
+        ("2d", "model.attention=linear"),
+        ("2e", "model.n_head=1"),
+        ("2e", "model.n_embd=32"),
+        ("2f", "model.ffn=false"),
+        ("2f", "model.keep_ln2=true"),
+    ],
+)
+def test_a_panel_refuses_a_set_on_a_field_it_varies(tmp_path, panel, assignment):
+    key = assignment.partition("=")[0]
+    fast = ["steps=1", "batch_size=2", "eval_size=2", "model.n_points=6"]  # if it were taken
+    with pytest.raises(ValueError) as info:
+        run_panel(panel, "quick", tmp_path / "out", sets=[assignment, *fast], progress=False)
+    message = str(info.value)
+    assert f"panel {panel} varies {key}" in message and "\n" not in message
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+    with pytest.raises(ValueError, match=f"panel {panel} varies {key}"):
+        all_models("quick", [assignment])  # `theory panels` trains every panel's models
+
+
+def test_every_variant_sets_what_its_panel_varies():
+    """Whatever the base model is, 2d compares softmax with linear and 2f a model with an FFN
+    with one without (a preset whose base differs cannot collapse a comparison)."""
+    base, grid = load_preset("quick"), load_grid("quick")
+    odd = replace(base, model=replace(base.model, attention="linear", ffn=False, keep_ln2=True))
+    assert [c.model.attention for _, c in variants("2d", odd, grid)] == ["softmax", "linear"]
+    assert [(c.model.ffn, c.model.keep_ln2) for _, c in variants("2f", odd, grid)] == [
+        (True, False),
+        (False, False),
+    ]
+    other = ["model.n_points=8", "steps=3", "model.gelu=tanh"]  # not varied by any panel: fine
+    assert len(all_models("quick", other)) == 9

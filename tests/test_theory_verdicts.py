@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from selfcorrect.cli import app
 from selfcorrect.runfiles import RunDirError
 from selfcorrect.theory.figures import GD_LABEL
-from selfcorrect.theory.verdicts import compare, load_panels, table, verdicts
+from selfcorrect.theory.verdicts import Measured, compare, load_panels, table, verdicts
 
 TF = "TF (20L/3H/96)"
 
@@ -31,6 +31,10 @@ def metrics(errors: dict[str, float | dict[str, float]], se: float = 0.005) -> d
 
 def outcome(panels: dict, panel: str) -> str:
     return next(v.outcome for v in verdicts(panels) if v.panel == panel)
+
+
+def evidence(panels: dict, panel: str) -> str:
+    return next(v.evidence for v in verdicts(panels) if v.panel == panel)
 
 
 def test_compare_is_two_sided_and_signed():
@@ -135,3 +139,108 @@ def test_a_corrupt_metrics_file_is_named(tmp_path):
     (tmp_path / "2a" / "metrics.json").write_text("{not json")
     with pytest.raises(RunDirError, match="2a/metrics.json: corrupt JSON"):
         load_panels(tmp_path)
+
+
+# ---- paired z -------------------------------------------------------------------------------
+
+
+def shared_sequences(n: int = 256) -> list[float]:
+    """Per-sequence errors that vary a lot between sequences (as real ones do)."""
+    return [0.1 + 0.4 * ((i * 37) % 101) / 100 for i in range(n)]
+
+
+def with_sequences(data: dict, errors: dict[str, list[float]]) -> dict:
+    data["per_sequence"] = {"t": 15, "errors": {k: {"0": v} for k, v in errors.items()}}
+    return data
+
+
+def test_errors_of_the_same_sequences_are_compared_pair_by_pair():
+    """B is A plus 0.01 on every shared sequence: clear sequence by sequence, hidden by the
+    spread between sequences when the two are treated as independent."""
+    a = shared_sequences()
+    b = [e + 0.01 + 0.002 * (i % 3 - 1) for i, e in enumerate(a)]
+    paired = compare(Measured(0.0, 0.0, tuple(a)), Measured(0.0, 0.0, tuple(b)))
+    assert paired.paired and paired.outcome == "holds" and paired.z > 50
+    se = 0.4 / 256**0.5 / 3**0.5  # about the standard error of either mean alone
+    unpaired = compare(Measured(sum(a) / 256, se), Measured(sum(b) / 256, se))
+    assert not unpaired.paired and unpaired.outcome == "not supported"
+    data = metrics({"softmax attention": 0.30, "linear attention": 0.31}, se=se)
+    old = {"2d": data}
+    assert outcome(old, "2d") == "not supported"
+    assert "z unpaired" in evidence(old, "2d")
+    new = {"2d": with_sequences(data, {"softmax attention": a, "linear attention": b})}
+    assert outcome(new, "2d") == "holds"
+    assert "z paired" in evidence(new, "2d") and "unpaired" not in evidence(new, "2d")
+    flipped = with_sequences(metrics({"with FFN": 0.3, "without FFN": 0.3}), {})
+    flipped["per_sequence"]["errors"] = {"with FFN": {"0": b}, "without FFN": {"0": a}}
+    assert outcome({"2f": flipped}, "2f") == "contradicted"
+
+
+def test_panel_metrics_keep_each_sequences_error_at_the_verdicts_t():
+    from selfcorrect.theory.baselines import best_in_context, ls_extrapolation
+    from selfcorrect.theory.evaluate import curve_rows, score
+    from selfcorrect.theory.figures import panel_metrics
+
+    predictors = {"best": best_in_context, "ls": ls_extrapolation}
+    for n_points, t in ((20, 15), (8, 7)):
+        scored = list(score(predictors, noise_levels=(0.0, 0.5), n_eval=16, n_points=n_points))
+        found = panel_metrics(curve_rows(scored), {}, scored)["per_sequence"]
+        assert found["t"] == t and set(found["errors"]) == {"best", "ls"}
+        best = found["errors"]["best"]["0.5"]
+        assert len(best) == 16 and best == [round(e, 6) for e in best]
+        exact = next(s.errors[:, t] for s in scored if (s.predictor, s.noise) == ("best", 0.5))
+        assert best == pytest.approx(exact.tolist(), abs=5e-7)
+    assert json.loads(json.dumps(found)) == found  # plain JSON
+
+
+def test_z_uses_full_precision_where_the_panel_has_it(tmp_path):
+    """An older panel: metrics.json rounds to 4 decimals (a standard error of 0.00004 becomes
+    0, making any difference infinitely significant); curves.csv beside it has the values."""
+    from selfcorrect.theory.evaluate import write_curves
+
+    data = metrics({"softmax attention": 0.30004, "linear attention": 0.30006}, se=0.00004)
+    for by_noise in data["error_stderr"].values():
+        for by_t in by_noise.values():
+            by_t.update({t: [round(e, 4), round(s, 4)] for t, (e, s) in by_t.items()})
+    write_panel(tmp_path, "2d", data)
+    assert outcome({"2d": data}, "2d") == "holds"  # from the rounded values alone: z = inf
+    rows = [
+        {"predictor": label, "noise": 0.0, "t": 15, "error": e, "stderr": 0.00004}
+        for label, e in (("softmax attention", 0.30004), ("linear attention", 0.30006))
+    ]
+    write_curves(rows, tmp_path / "2d" / "curves.csv")
+    panels = load_panels(tmp_path)
+    assert outcome(panels, "2d") == "not supported"
+    assert "(z = 0.4)" in evidence(panels, "2d") and "z unpaired" in evidence(panels, "2d")
+
+
+def test_the_kept_paper_scale_panels_still_summarise_unpaired():
+    """bench/results/theory_paper predates per-sequence errors: it prints, with the note."""
+    root = Path(__file__).resolve().parents[1] / "bench" / "results" / "theory_paper"
+    result = CliRunner().invoke(app, ["theory", "summary", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "| 2c | 5 layers | 0 |" in result.output
+    assert "**softmax attention is essential** (2d): holds" in result.output
+    assert result.output.count("z unpaired") == 3  # depth, softmax, FFN
+
+
+def test_the_wall_time_note_says_where_the_steps_ran():
+    """From the devices the training recorded, not the configured device."""
+    runs = {
+        "cuda": {"devices": ["cuda:0"], "torch_threads": [4]},
+        "both": {"devices": ["cpu", "cuda:0"]},
+        "cpu": {"devices": ["cpu"], "torch_threads": [2]},
+        "configured": {"device": "cuda", "torch_threads": [1]},  # an older summary
+        "bare": {"device": "cuda"},
+    }
+    data = metrics({label: 0.3 for label in runs})
+    data["training"] = {k: {"steps_done": 10, "seconds": 720.0, **run} for k, run in runs.items()}
+    rows = {line.split(" | ")[1]: line for line in table({"2c": data}).splitlines()[2:]}
+    for label, note in (
+        ("cuda", "12 min (cuda)"),
+        ("both", "12 min (cpu/cuda)"),
+        ("cpu", "12 min (2 threads)"),
+        ("configured", "12 min (1 thread)"),
+        ("bare", "12 min"),
+    ):
+        assert rows[label].endswith(f"| 10 | {note} |"), rows[label]

@@ -77,15 +77,39 @@ def eval_cmd(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: int = THREADS,
 ) -> None:
-    """Write <model_dir>/curves.csv (or curves_step<N>.csv) (predictor, noise, t, error, stderr)."""
+    """Write <model_dir>/curves.csv (or curves_step<N>.csv) (predictor, noise, t, error, stderr)
+    and beside it curves.json (or curves_step<N>.json): the model state it scored (checkpoint,
+    step, steps planned) and the evaluation's settings."""
+    from selfcorrect.runfiles import write_text_atomic
     from selfcorrect.theory.baselines import GDPredictor
     from selfcorrect.theory.evaluate import Predictor, evaluate, write_curves
-    from selfcorrect.theory.train import load_model
+    from selfcorrect.theory.train import load_trained
 
     levels = _noise_levels(noise)
     _threads(threads)
-    model, cfg = load_model(model_dir, device=device, step=step)
-    predictors: dict[str, Predictor] = {"TF": model}
+    trained = load_trained(model_dir, device=device, step=step)
+    cfg = trained.cfg
+    scored = {
+        "checkpoint": trained.checkpoint.name,
+        "step": trained.step,
+        "steps_planned": cfg.steps,
+        "finished": trained.finished,
+        "n_eval": n_eval,
+        "noise": levels,
+        "gd": gd,
+        "device": device,
+    }
+    typer.echo(
+        f"scoring {trained.checkpoint.name}: step {trained.step} of {cfg.steps} planned; "
+        f"{n_eval} sequences, noise {', '.join(f'{p:g}' for p in levels)}"
+    )
+    if step is None and not trained.finished:
+        typer.echo(
+            f"warning: {model_dir} has not finished training ({trained.step} of {cfg.steps} "
+            "steps); these curves score that unfinished state",
+            err=True,
+        )
+    predictors: dict[str, Predictor] = {"TF": trained.model}
     if gd:
         predictors["GD (50 Adam steps, lr 0.1)"] = GDPredictor("adam")
     rows = evaluate(
@@ -96,19 +120,24 @@ def eval_cmd(
         n_points=cfg.model.n_points,
         device=device,
     )
-    write_curves(rows, model_dir / ("curves.csv" if step is None else f"curves_step{step}.csv"))
+    stem = "curves" if step is None else f"curves_step{step}"
+    write_curves(rows, model_dir / f"{stem}.csv")
+    write_text_atomic(model_dir / f"{stem}.json", json.dumps(scored, indent=2) + "\n")
     for r in rows:
         if r["t"] in (2, 5, 10, 15):
             typer.echo(
                 f"{r['predictor']:28s} p={r['noise']:<5g} t={r['t']:<3d} error {r['error']:.3f} ± {r['stderr']:.3f}"
             )
+    typer.echo(f"wrote {model_dir / stem}.csv and {stem}.json")
 
 
 @app.command("figure")
 def figure_cmd(
     panel: str = typer.Argument(..., help="2a, 2b, 2c, 2d, 2e or 2f."),
     preset: str = typer.Option("quick", "--preset", "-p"),
-    set_: list[str] = typer.Option(None, "--set", help="Overrides for every model of the panel."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Overrides for every model of the panel (not the fields it varies)."
+    ),
     out: Path = typer.Option(
         Path("runs/theory"), "--out", "-o", help="Root: models/ are shared by panels."
     ),
@@ -134,7 +163,9 @@ def figure_cmd(
 @app.command("panels")
 def panels_cmd(
     preset: str = typer.Option("paper", "--preset", "-p"),
-    set_: list[str] = typer.Option(None, "--set", help="Overrides for every model."),
+    set_: list[str] = typer.Option(
+        None, "--set", help="Overrides for every model (not the fields a panel varies)."
+    ),
     out: Path = typer.Option(
         Path("runs/theory"), "--out", "-o", help="Root: models/ are shared by panels."
     ),
@@ -268,6 +299,11 @@ def construct_cmd(
     for row in table["ablations"]:
         typer.echo(f"  {row['variant']:28s} {row['max_abs_error']:.3e}")
     if out is not None:
+        sweep = table["noise_settings"]
+        typer.echo(
+            f"\nreward noise ({sweep['problems']} problems, {sweep['dtype']}, "
+            f"{sweep['steps']} GD step{'s' if sweep['steps'] > 1 else ''}):"
+        )
         for row in table["noise"]:
             typer.echo(
                 f"  reward noise p={row['noise']:<5g} error vs y* {row['error_vs_y_star']:.3f} "

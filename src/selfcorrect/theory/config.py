@@ -23,7 +23,8 @@ SCORE_NAMES = ("cosine", "inner", "neg_sq_dist")
 class TrainConfig:
     """What to train and how. ``recipe="ours"``: AdamW, linear warm-up then cosine decay to
     ``min_lr_ratio * lr``, gradient clipping. ``recipe="paper"``: Adam at a constant lr, no
-    warm-up, no clipping (the original). ``curriculum_start`` > 0 starts training on sequences
+    warm-up, no clipping (the original), so it refuses ``OURS_ONLY`` options set away from their
+    defaults (they would be saved, and name the run, without doing anything). ``curriculum_start`` > 0 starts training on sequences
     of that many examples and grows them linearly to ``model.n_points`` by step
     ``curriculum_steps`` (Garg et al.'s curriculum over in-context examples)."""
 
@@ -82,6 +83,14 @@ class TrainConfig:
             ">= 1 when curriculum_start is set",
         )
         need(self.curriculum_steps >= 0, "curriculum_steps", ">= 0")
+        for key in OURS_ONLY:
+            default = _default(key)
+            need(
+                self.recipe == "ours" or getattr(self, key) == default,
+                key,
+                f"left at its default {default!r} with recipe=paper (only recipe=ours uses it; "
+                "recipe=paper is Adam at a constant lr: no weight decay, schedule or clipping)",
+            )
         _check_device(self.device)
 
     def identity(self) -> dict[str, Any]:
@@ -89,6 +98,14 @@ class TrainConfig:
         data = asdict(self)
         data.pop("device")
         return data
+
+
+OURS_ONLY = ("weight_decay", "warmup", "min_lr_ratio", "grad_clip")  # AdamW, schedule, clipping
+
+
+def _default(key: str) -> Any:
+    """The declared default of a `TrainConfig` field."""
+    return next(f.default for f in fields(TrainConfig) if f.name == key)
 
 
 def _check_device(device: str) -> None:
@@ -122,11 +139,30 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     )
 
 
-def _check_types(cls: type, data: dict[str, Any], prefix: str = "") -> None:
-    """Each value must have its field's type (an int is accepted for a float), else one line."""
+def _coerced(want: type, value: Any) -> Any:
+    """`value` as a `want` field holds it, where that is unambiguous: a numeric string for a
+    float (YAML reads ``1e-3`` as a string), an integer-valued number for an int (``1e3`` ->
+    1000); anything else unchanged, for `_check_types` to judge."""
+    if isinstance(value, bool) or want not in (int, float):
+        return value
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return value
+    if want is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _check_types(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """`data` with each value coerced to its field's type (`_coerced`), else one line naming the
+    key; an int is accepted for a float."""
     hints = typing.get_type_hints(cls)
-    for key, value in data.items():
+    checked = {}
+    for key, raw in data.items():
         want = hints[key]
+        value = _coerced(want, raw)
         name = f"{prefix}{key}"
         if want is bool:
             ok = isinstance(value, bool)
@@ -137,9 +173,12 @@ def _check_types(cls: type, data: dict[str, Any], prefix: str = "") -> None:
         elif want is str:
             ok = isinstance(value, str)
         else:
-            continue
+            ok = True
         if not ok:
-            raise ValueError(f"{name} must be of type {want.__name__}, got {value!r}")
+            whole = " (not a whole number)" if want is int and isinstance(value, float) else ""
+            raise ValueError(f"{name} must be of type {want.__name__}, got {raw!r}{whole}")
+        checked[key] = value
+    return checked
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
@@ -156,8 +195,8 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     )
     if unknown:
         raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
-    _check_types(ModelConfig, model_data, "model.")
-    _check_types(TrainConfig, data)
+    model_data = _check_types(ModelConfig, model_data, "model.")
+    data = _check_types(TrainConfig, data)
     floats = {
         f.name for f in fields(TrainConfig) if typing.get_type_hints(TrainConfig)[f.name] is float
     }

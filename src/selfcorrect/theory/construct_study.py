@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from selfcorrect.theory.construction import build_pl_gd_transformer, gd_steps
 from selfcorrect.theory.evaluate import EVAL_SEED
-from selfcorrect.theory.task import sample_task
+from selfcorrect.theory.task import TaskBatch, sample_task
 
 ABLATIONS: dict[str, dict[str, Any]] = {
     "full": {},
@@ -117,6 +117,18 @@ def error_table(
     }
 
 
+def evaluation_set(
+    b: int, d: int, n: int, *, noise: float = 0.0, dtype: torch.dtype = torch.float64
+) -> TaskBatch:
+    """The `b` evaluation sequences the trained transformer is scored on (`evaluate` with
+    ``n_eval=b`` draws them in float32; a float64 draw from the same seed gives other numbers),
+    cast to `dtype`."""
+    batch = sample_task(
+        b, n_dims=d, n_points=n, noise=noise, generator=torch.Generator().manual_seed(EVAL_SEED)
+    )
+    return TaskBatch(*(t.to(dtype) for t in (batch.xs, batch.ys, batch.rs, batch.y_star)))
+
+
 def noise_sweep(
     *,
     noise_levels: Sequence[float] = (0, 0.25, 0.5, 0.75, 1),
@@ -125,21 +137,15 @@ def noise_sweep(
     eta: float = 0.01,
     steps: int = 1,
     n_problems: int = 256,
+    dtype: torch.dtype = torch.float64,
 ) -> list[dict[str, float]]:
     """On the task: the network (default sharpness) vs GD on the *noisy* ranking, and both
-    against y*."""
+    against y*, `steps` GD steps from zero, in `dtype`."""
     rows = []
     for noise in noise_levels:
-        batch = sample_task(
-            n_problems,
-            n_dims=d,
-            n_points=n,
-            noise=noise,
-            dtype=torch.float64,
-            generator=torch.Generator().manual_seed(EVAL_SEED),
-        )
-        x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
-        net = build_pl_gd_transformer(d, n, eta, steps).double()
+        batch = evaluation_set(n_problems, d, n, noise=noise, dtype=dtype)
+        x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=dtype)
+        net = build_pl_gd_transformer(d, n, eta, steps).to(dtype)
         with torch.no_grad():
             out = net(x, batch.ys, batch.rs, y0)
         gd = gd_steps(y0, x, batch.ys, batch.rs, eta, steps)
@@ -162,20 +168,16 @@ def curve_vs_t(
     eta: float = 0.01,
     steps: int = 1,
     n_problems: int = 256,
+    dtype: torch.dtype = torch.float64,
 ) -> list[dict[str, float]]:
-    """Error ``1 - cos(y_hat_t, y*)`` of the constructed network using the first t examples
-    (t = 2..n-1), on the same evaluation set as the trained transformer."""
-    batch = sample_task(
-        n_problems,
-        n_dims=d,
-        n_points=n,
-        dtype=torch.float64,
-        generator=torch.Generator().manual_seed(EVAL_SEED),
-    )
-    x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=torch.float64)
+    """Error ``1 - cos(y_hat_t, y*)`` of the constructed network (`steps` GD steps, in `dtype`)
+    using the first t examples (t = 2..n-1), on the same evaluation set as the trained
+    transformer."""
+    batch = evaluation_set(n_problems, d, n, dtype=dtype)
+    x, y0 = batch.xs[:, 0], torch.zeros(n_problems, d, dtype=dtype)
     rows = []
     for t in range(2, n):
-        net = build_pl_gd_transformer(d, t, eta, steps).double()
+        net = build_pl_gd_transformer(d, t, eta, steps).to(dtype)
         with torch.no_grad():
             out = net(x, batch.ys[:, :t], batch.rs[:, :t], y0)
         err = 1 - F.cosine_similarity(out, batch.y_star, dim=-1)
@@ -199,7 +201,11 @@ def run_construction(
 ) -> dict[str, Any]:
     """The error table, the noise sweep and plots in the run directory `out` (study
     ``construct``); with `compare` (a trained model directory), also the error curves of the
-    constructed and the trained transformer on the same evaluation set. Returns the table."""
+    constructed and the trained transformer on the same evaluation set. Returns the table.
+
+    The noise sweep and the comparison use `n_problems` and `dtype` too, and the smallest of
+    `steps` (the plot draws one sweep); ``construct.json`` records their settings under
+    ``noise_settings``."""
     from selfcorrect.report.plots import construction_plots
     from selfcorrect.runs import RunDir
 
@@ -230,18 +236,38 @@ def run_construction(
         n_problems=n_problems,
         dtype=getattr(torch, dtype),
     )
-    table["noise"] = noise_sweep(d=d, n=n, eta=eta)
+    sweep = {"steps": min(steps), "problems": n_problems, "dtype": dtype}
+    table["noise_settings"] = sweep
+    table["noise"] = noise_sweep(
+        d=d, n=n, eta=eta, steps=min(steps), n_problems=n_problems, dtype=getattr(torch, dtype)
+    )
     run.write_json("construct.json", table)
     construction_plots(table, run.path)
     if compare is not None:
-        compare_with_trained(Path(compare), run.path, eta)
+        compare_with_trained(
+            Path(compare),
+            run.path,
+            eta,
+            steps=min(steps),
+            n_problems=n_problems,
+            dtype=getattr(torch, dtype),
+        )
     run.finish()
     return table
 
 
-def compare_with_trained(model_dir: Path, out: Path, eta: float) -> None:
-    """Error vs t of the constructed network (one GD step from y0 = 0 on the first t examples),
-    the trained transformer and the GD baseline, on the same evaluation set."""
+def compare_with_trained(
+    model_dir: Path,
+    out: Path,
+    eta: float,
+    *,
+    steps: int = 1,
+    n_problems: int = 256,
+    dtype: torch.dtype = torch.float64,
+) -> None:
+    """Error vs t of the constructed network (`steps` GD steps from y0 = 0 on the first t
+    examples, in `dtype`), the trained transformer and the GD baseline, on the same
+    `n_problems` evaluation sequences."""
     from selfcorrect.report.plots import theory_panel
     from selfcorrect.theory.baselines import GDPredictor
     from selfcorrect.theory.evaluate import evaluate, write_curves
@@ -251,13 +277,17 @@ def compare_with_trained(model_dir: Path, out: Path, eta: float) -> None:
     m = cfg.model
     rows: list[dict[str, Any]] = evaluate(
         {"trained TF": model, "GD (50 Adam steps, lr 0.1)": GDPredictor("adam")},
+        n_eval=n_problems,
         n_dims=m.n_dims,
         n_points=m.n_points,
     )
     rows = [r for r in rows if int(r["t"]) >= 2]
+    label = f"{steps} GD step{'s' if steps > 1 else ''}"
     rows += [
-        {"predictor": f"constructed TF (1 GD step, eta {eta:g})", "noise": 0.0, **r}
-        for r in curve_vs_t(d=m.n_dims, n=m.n_points, eta=eta)
+        {"predictor": f"constructed TF ({label}, eta {eta:g})", "noise": 0.0, **r}
+        for r in curve_vs_t(
+            d=m.n_dims, n=m.n_points, eta=eta, steps=steps, n_problems=n_problems, dtype=dtype
+        )
     ]
     write_curves(rows, out / "compare_curves.csv")
     theory_panel(rows, "construct", "constructed vs trained transformer", out)

@@ -5,8 +5,8 @@ grids the panels vary (depths, heads, width per head, reward-noise levels, the n
 evaluation size): the paper's grids in ``paper*`` presets, scaled-down ones in ``quick``.
 Models live under ``<root>/models/<name>`` (one training run directory each, shared between
 panels); each panel is a run directory ``<root>/<panel>`` (study ``theory-panel``) with
-``curves.csv``, ``metrics.json`` (errors at t = 2, 5, 10, 15 and each model's wall time) and the
-figure.
+``curves.csv``, ``metrics.json`` (errors at t = 2, 5, 10, 15, every predictor's per-sequence
+errors at the verdicts' t, and each model's wall time) and the figure.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from typing import Any
 import yaml
 
 from selfcorrect.theory.baselines import GDPredictor, best_in_context, ls_extrapolation
-from selfcorrect.theory.evaluate import Predictor, evaluate, read_curves, write_curves
+from selfcorrect.theory.evaluate import (
+    Predictor,
+    Scored,
+    curve_rows,
+    read_curves,
+    score,
+    write_curves,
+)
 from selfcorrect.theory.train import TrainConfig, config_from_dict, load_model, override, train
 
 PANELS = {
@@ -33,6 +40,7 @@ PANELS = {
 }
 STUDY = "theory-panel"
 REPORT_T = (2, 5, 10, 15)
+VERDICT_T = 15  # where `theory summary` decides the claims (the largest t, with fewer examples)
 GD_LABEL = "GD (50 Adam steps, lr 0.1)"
 
 # The original code's artifacts (PAPER.md section 3: default model, 256 sequences), drawn beside
@@ -127,8 +135,35 @@ def load_grid(name: str) -> PanelGrid:
     return grid_from_dict(_preset_data(name).get("panels"))
 
 
+# The model fields each panel varies: its variants set them explicitly, so a `--set` on one
+# would be overridden, or turn a comparison into a model against itself; it is refused.
+PANEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "2a": (),
+    "2b": (),
+    "2c": ("n_layer",),
+    "2d": ("attention",),
+    "2e": ("n_head", "n_embd"),
+    "2f": ("ffn", "keep_ln2"),
+}
+GRID_OF = {"n_layer": "panels.depths", "n_head": "panels.heads", "n_embd": "panels.head_dim"}
+
+
+def check_sets(panel: str, sets: list[str] | None) -> None:
+    """Refuse a ``--set`` on a model field the panel varies (one line naming panel and field)."""
+    for item in sets or []:
+        key = item.partition("=")[0].strip()
+        name = key.removeprefix("model.")
+        if key.startswith("model.") and name in PANEL_FIELDS.get(panel, ()):
+            source = f"the preset's {GRID_OF[name]}" if name in GRID_OF else "the panel itself"
+            raise ValueError(
+                f"--set {key}: panel {panel} varies model.{name} itself (set by {source}); "
+                "drop this --set"
+            )
+
+
 def variants(panel: str, base: TrainConfig, grid: PanelGrid) -> list[tuple[str, TrainConfig]]:
-    """(label, config) of the models a panel needs."""
+    """(label, config) of the models a panel needs; each sets the fields the panel varies
+    (`PANEL_FIELDS`) itself, whatever the base model has."""
     m = base.model
 
     def with_model(**kw: Any) -> TrainConfig:
@@ -139,7 +174,10 @@ def variants(panel: str, base: TrainConfig, grid: PanelGrid) -> list[tuple[str, 
     if panel == "2c":
         return [(f"{L} layers", with_model(n_layer=L)) for L in grid.depths]
     if panel == "2d":
-        return [("softmax attention", base), ("linear attention", with_model(attention="linear"))]
+        return [
+            ("softmax attention", with_model(attention="softmax")),
+            ("linear attention", with_model(attention="linear")),
+        ]
     if panel == "2e":
         return [
             (
@@ -149,7 +187,7 @@ def variants(panel: str, base: TrainConfig, grid: PanelGrid) -> list[tuple[str, 
             for h in grid.heads
         ]
     if panel == "2f":
-        return [("with FFN", base)] + [
+        return [("with FFN", with_model(ffn=True, keep_ln2=False))] + [
             (
                 "without FFN, ln_2 kept (official block)" if keep else "without FFN",
                 with_model(ffn=False, keep_ln2=keep),
@@ -178,7 +216,8 @@ def model_dir(root: Path, cfg: TrainConfig) -> Path:
 
 def trained(root: Path, cfg: TrainConfig, progress: bool) -> tuple[Predictor, dict[str, Any]]:
     """Train into a directory named after the config, or reuse what is there (resumes).
-    Returns the model and its training summary (steps, wall time, device)."""
+    Returns the model and its training summary (steps, wall time, the devices and thread
+    counts the steps ran with)."""
     from selfcorrect.runs import RunDir
 
     out = model_dir(root, cfg)
@@ -187,7 +226,7 @@ def trained(root: Path, cfg: TrainConfig, progress: bool) -> tuple[Predictor, di
     manifest = RunDir(out, {}).manifest()
     summary = {
         k: manifest.get(k)
-        for k in ("steps_done", "seconds", "device", "eval_error_t", "torch_threads")
+        for k in ("steps_done", "seconds", "devices", "eval_error_t", "torch_threads")
     }
     return model, {"dir": out.name, **summary}
 
@@ -207,6 +246,7 @@ def run_panel(
 
     if panel not in PANELS:
         raise ValueError(f"unknown panel {panel!r}; use one of {', '.join(PANELS)}")
+    check_sets(panel, sets)
     root = Path(out)
     base = load_preset(preset, sets)
     if device is not None:
@@ -237,16 +277,19 @@ def run_panel(
         predictors["best in-context response"] = best_in_context
         predictors["least squares y on r, at r = 1"] = ls_extrapolation
     m = base.model
-    rows = evaluate(
-        predictors,
-        noise_levels=noise,
-        n_eval=grid.n_eval,
-        n_dims=m.n_dims,
-        n_points=m.n_points,
-        device=base.device,
+    scored = list(
+        score(
+            predictors,
+            noise_levels=noise,
+            n_eval=grid.n_eval,
+            n_dims=m.n_dims,
+            n_points=m.n_points,
+            device=base.device,
+        )
     )
+    rows = curve_rows(scored)
     write_curves(rows, run.path / "curves.csv")
-    run.write_json("metrics.json", panel_metrics(rows, training))
+    run.write_json("metrics.json", panel_metrics(rows, training, scored))
     from selfcorrect.report.plots import theory_panel
 
     theory_panel(
@@ -264,20 +307,40 @@ def run_panel(
 
 
 def panel_metrics(
-    rows: list[dict[str, Any]], training: dict[str, dict[str, Any]]
+    rows: list[dict[str, Any]],
+    training: dict[str, dict[str, Any]],
+    scored: list[Scored] | None = None,
 ) -> dict[str, Any]:
-    """Error and standard error at t = 2, 5, 10, 15 per predictor and noise; training summaries."""
+    """Error and standard error at t = 2, 5, 10, 15 per predictor and noise; training summaries;
+    with `scored`, each predictor's per-sequence errors at the verdicts' t (`per_sequence`), so
+    that two predictors evaluated on the same sequences are compared pair by pair."""
     errors: dict[str, dict[str, dict[str, list[float]]]] = {}
     for r in rows:
         if int(r["t"]) in REPORT_T:
             by_noise = errors.setdefault(str(r["predictor"]), {}).setdefault(f"{r['noise']:g}", {})
             by_noise[str(r["t"])] = [round(float(r["error"]), 4), round(float(r["stderr"]), 4)]
-    return {"t": list(REPORT_T), "error_stderr": errors, "training": training}
+    metrics: dict[str, Any] = {"t": list(REPORT_T), "error_stderr": errors, "training": training}
+    if scored:
+        metrics["per_sequence"] = per_sequence_errors(scored)
+    return metrics
+
+
+def per_sequence_errors(scored: list[Scored]) -> dict[str, Any]:
+    """``{"t": t, "errors": {predictor: {noise: [error of each sequence]}}}`` at t = 15 (or the
+    largest t evaluated), rounded to 6 decimals (far below any standard error here)."""
+    t = min(VERDICT_T, scored[0].errors.shape[1] - 1)
+    errors: dict[str, dict[str, list[float]]] = {}
+    for item in scored:
+        at_t = [round(e, 6) for e in item.errors[:, t].tolist()]
+        errors.setdefault(item.predictor, {})[f"{item.noise:g}"] = at_t
+    return {"t": t, "errors": errors}
 
 
 def all_models(preset: str, sets: list[str] | None = None) -> list[tuple[str, TrainConfig]]:
     """Every distinct model the six panels need (panel/label, config), the base model first and
     the cheapest next, so a partial run finishes as many models as it can."""
+    for panel in PANELS:
+        check_sets(panel, sets)
     base, grid = load_preset(preset, sets), load_grid(preset)
     seen: dict[str, tuple[str, TrainConfig]] = {}
     for panel in PANELS:

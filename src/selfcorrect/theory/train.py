@@ -4,7 +4,9 @@ A training run is a run directory (`selfcorrect.runs.RunDir`, study ``theory-tra
 ``config.yaml`` (the resolved config, device left out), ``manifest.json`` (versions, wall time,
 final error), ``checkpoint.pt`` (model, optimiser, data generator, step, seconds; loaded with
 ``weights_only=True``), optional ``model_step<N>.pt`` snapshots, and ``train_log.csv``.
-Rerunning the same config resumes from the checkpoint; another config is refused.
+Rerunning the same config resumes from the checkpoint; another config is refused. A run that
+is already complete is reused as it is: its manifest keeps the record of the calls that trained
+it (versions, devices, thread counts, finish time).
 
 Recipes: see `TrainConfig`. Everything runs on ``cfg.device`` (``cpu`` or ``cuda``; bf16
 autocast follows the device's type); the data generator stays on the CPU, so a run draws the same
@@ -14,6 +16,8 @@ batches on any device.
 from __future__ import annotations
 
 import csv
+import json
+import re
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -23,9 +27,14 @@ from typing import Any
 import torch
 import yaml
 
-from selfcorrect.runfiles import write_text_atomic
+from selfcorrect.runfiles import read_json_file, write_text_atomic
 from selfcorrect.runs import RunDir
-from selfcorrect.theory.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from selfcorrect.theory.checkpoint import (
+    CHECKPOINT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from selfcorrect.theory.config import (
     TrainConfig,
     config_from_dict,
@@ -41,9 +50,11 @@ from selfcorrect.theory.task import TaskBatch, sample_task
 
 __all__ = [
     "TrainConfig",
+    "TrainedModel",
     "config_from_dict",
     "eval_error",
     "load_model",
+    "load_trained",
     "lr_at",
     "override",
     "train",
@@ -81,14 +92,22 @@ def open_run(cfg: TrainConfig, out: Path) -> RunDir:
     """Create or reopen the run directory; a config saved by an older version is upgraded."""
     saved = out / "config.yaml"
     if saved.exists():
-        data = _read_config(saved)
-        if data:
-            upgraded = upgrade_saved(data, {"study": STUDY, **cfg.identity()})
-            if upgraded != data:
-                write_text_atomic(saved, yaml.safe_dump(upgraded, sort_keys=False))
+        saved_config(saved, cfg)
     m = cfg.model
     name = f"{m.n_embd}/{m.n_layer}/{m.n_head} {m.attention}{'' if m.ffn else ' no-FFN'}"
     return RunDir.open(out, study=STUDY, config=cfg.identity(), model=name, seed=cfg.seed)
+
+
+def saved_config(saved: Path, cfg: TrainConfig) -> dict[str, Any]:
+    """A run's ``config.yaml``, upgraded to `cfg`'s fields (`upgrade_saved`; rewritten when that
+    fills anything in)."""
+    data = _read_config(saved)
+    if not data:
+        return data
+    upgraded = upgrade_saved(data, {"study": STUDY, **cfg.identity()})
+    if upgraded != data:
+        write_text_atomic(saved, yaml.safe_dump(upgraded, sort_keys=False))
+    return upgraded
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -122,9 +141,7 @@ def resume(
     path = run.path / CHECKPOINT
     if not path.exists():
         return Progress()
-    state = load_checkpoint(
-        path, device=cfg.device, need=("model", "opt", "generator", "step", "seconds")
-    )
+    state = load_checkpoint(path, need=("model", "opt", "generator", "step", "seconds"))
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     gen.set_state(state["generator"].cpu())
@@ -237,6 +254,9 @@ def train(
     from tqdm import tqdm
 
     resolve_device(cfg.device)
+    complete = finished_model(cfg, Path(out))
+    if complete is not None:
+        return complete
     run = open_run(cfg, Path(out))
     model, opt = build(cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -269,21 +289,52 @@ def train(
         if cfg.snapshot_every and step % cfg.snapshot_every == 0:
             save_checkpoint(run.path / f"model_step{step}.pt", {"model": model.state_dict()})
     bar.close()
-    finish(run, cfg, step, reached, trained_here=step > done.step)
+    trained_on = str(next(model.parameters()).device) if step > done.step else None
+    finish(run, cfg, step, reached, trained_on=trained_on)
     model.eval()
     return model
 
 
-def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool, trained_here: bool) -> None:
-    """Record the outcome in the manifest: steps, wall time, last evaluated error, and the torch
-    CPU thread counts the training ran with (over all resumed runs: wall time depends on them)."""
+def finished_model(cfg: TrainConfig, out: Path) -> AlignmentTransformer | None:
+    """The model of `out` in eval mode on ``cfg.device`` when its run of `cfg` is complete (the
+    same configuration, a manifest that says finished, a checkpoint at ``cfg.steps``), read
+    without opening the run, so its manifest is left as the training wrote it (only an older
+    ``config.yaml`` is upgraded, as on resuming); None when there is something to do
+    (`open_run` then resumes, or refuses another configuration)."""
+    saved = out / "config.yaml"
+    if not saved.is_file() or "finished" not in read_json_file(out / "manifest.json"):
+        return None
+    wanted = _as_saved({"study": STUDY, **cfg.identity()})
+    found = saved_config(saved, cfg)
+    found.pop("command", None)
+    if found != wanted or not (out / CHECKPOINT).is_file():
+        return None
+    state = load_checkpoint(out / CHECKPOINT, need=("model", "step"))
+    if int(state["step"]) < cfg.steps:
+        return None
+    model, _ = build(cfg)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` as it reads back from ``config.yaml`` (plain JSON types), for comparison."""
+    return dict(json.loads(json.dumps(config, default=str)))
+
+
+def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool, trained_on: str | None) -> None:
+    """Record the outcome in the manifest: steps, wall time, last evaluated error, and where the
+    steps ran: the devices (`trained_on`, None when this call trained no step) and torch CPU
+    thread counts, each the union over resumed runs (wall time depends on them)."""
     rows = read_log(run.path)
-    threads = set(run.manifest().get("torch_threads") or [])
-    if trained_here:
+    manifest = run.manifest()
+    threads = set(manifest.get("torch_threads") or [])
+    devices = set(manifest.get("devices") or [])
+    if trained_on is not None:
         threads.add(torch.get_num_threads())
+        devices.add(trained_on)
     evaluated = [r for r in rows if r["eval_error_t"] != ""]
     summary: dict[str, Any] = {
-        "device": str(cfg.device),
         "steps_done": step,
         "seconds": float(rows[-1]["seconds"]) if rows else 0.0,
         "eval_error_t": float(evaluated[-1]["eval_error_t"]) if evaluated else None,
@@ -291,6 +342,8 @@ def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool, trained_here
     }
     if threads:
         summary["torch_threads"] = sorted(threads)
+    if devices:
+        summary["devices"] = sorted(devices)
     if step >= cfg.steps:
         run.finish(**summary)
     else:
@@ -306,11 +359,25 @@ def read_log(model_dir: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def load_model(
-    out: str | Path, *, device: str = "cpu", step: int | None = None
-) -> tuple[AlignmentTransformer, TrainConfig]:
+@dataclass(frozen=True)
+class TrainedModel:
+    """A model loaded from a run directory and the state it was saved in: `step` training steps
+    of the ``cfg.steps`` planned, from `checkpoint` (``checkpoint.pt`` or a snapshot)."""
+
+    model: AlignmentTransformer
+    cfg: TrainConfig
+    checkpoint: Path
+    step: int
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= self.cfg.steps
+
+
+def load_trained(out: str | Path, *, device: str = "cpu", step: int | None = None) -> TrainedModel:
     """The trained model of a run directory (or its ``model_step<step>.pt`` snapshot, as the
-    official evaluation loads the step-2,500 checkpoint), in eval mode on `device`."""
+    official evaluation loads the step-2,500 checkpoint), in eval mode on `device`, with the
+    step it was saved at."""
     out = Path(out)
     config_file = out / "config.yaml"
     if not config_file.is_file():
@@ -322,9 +389,40 @@ def load_model(
         cfg = replace(config_from_dict(data), device=device)
     except ValueError as exc:
         raise ValueError(f"{config_file}: {exc}") from None
-    name = CHECKPOINT if step is None else f"model_step{step}.pt"
-    state = load_checkpoint(out / name, device=resolve_device(device))
+    resolve_device(device)
+    if step is None:
+        path = out / CHECKPOINT
+        state = load_checkpoint(path, need=("model", "step"))
+        saved_at = int(state["step"])
+    else:
+        path = snapshot(out, step)
+        state, saved_at = load_checkpoint(path), step
     model = AlignmentTransformer(cfg.model).to(device)
     model.load_state_dict(state["model"])
     model.eval()
-    return model, cfg
+    return TrainedModel(model=model, cfg=cfg, checkpoint=path, step=saved_at)
+
+
+def load_model(
+    out: str | Path, *, device: str = "cpu", step: int | None = None
+) -> tuple[AlignmentTransformer, TrainConfig]:
+    """`load_trained`'s model and config."""
+    trained = load_trained(out, device=device, step=step)
+    return trained.model, trained.cfg
+
+
+def snapshot(out: Path, step: int) -> Path:
+    """``model_step<step>.pt`` of `out`; a missing one is a `CheckpointError` that lists the
+    snapshots there are."""
+    path = out / f"model_step{step}.pt"
+    if path.is_file():
+        return path
+    steps = snapshot_steps(out)
+    there = ", ".join(f"model_step{s}.pt" for s in steps) if steps else "none"
+    raise CheckpointError(f"{path}: no such snapshot; the snapshots in {out}: {there}")
+
+
+def snapshot_steps(out: Path) -> list[int]:
+    """The steps of the ``model_step<N>.pt`` snapshots in `out`, in order."""
+    found = (re.fullmatch(r"model_step(\d+)\.pt", p.name) for p in out.glob("model_step*.pt"))
+    return sorted(int(m.group(1)) for m in found if m)
