@@ -214,13 +214,26 @@ def test_z_uses_full_precision_where_the_panel_has_it(tmp_path):
     assert "(z = 0.4)" in evidence(panels, "2d") and "z unpaired" in evidence(panels, "2d")
 
 
-def test_the_kept_paper_scale_panels_still_summarise_unpaired():
-    """bench/results/theory_paper predates per-sequence errors: it prints, with the note."""
+def test_the_kept_paper_scale_panels_summarise_paired_and_older_ones_unpaired(tmp_path):
+    """bench/results/theory_paper keeps per-sequence errors (paired z); the same panels without
+    them, as written before, still print, with the unpaired note."""
+    import json
+    import shutil
+
     root = Path(__file__).resolve().parents[1] / "bench" / "results" / "theory_paper"
     result = CliRunner().invoke(app, ["theory", "summary", str(root)])
     assert result.exit_code == 0, result.output
     assert "| 2c | 5 layers | 0 |" in result.output
     assert "**softmax attention is essential** (2d): holds" in result.output
+    assert result.output.count("z paired") == 3 and "z unpaired" not in result.output
+    older = tmp_path / "theory_paper"
+    shutil.copytree(root, older)
+    for file in older.glob("*/metrics.json"):
+        data = json.loads(file.read_text())
+        data.pop("per_sequence", None)
+        file.write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["theory", "summary", str(older)])
+    assert result.exit_code == 0, result.output
     assert result.output.count("z unpaired") == 3  # depth, softmax, FFN
 
 
