@@ -257,3 +257,11 @@ def test_the_wall_time_note_says_where_the_steps_ran():
         ("bare", "12 min"),
     ):
         assert rows[label].endswith(f"| 10 | {note} |"), rows[label]
+
+
+def test_a_panel_without_the_verdicts_t_is_not_applicable_not_a_crash():
+    short = metrics({"softmax attention": 0.30, "linear attention": 0.40})
+    for label in short["error_stderr"].values():
+        del label["0"]["15"]
+    short["t"] = [2, 5, 10]
+    assert outcome({"2d": short}, "2d").startswith("not applicable")

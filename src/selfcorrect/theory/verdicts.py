@@ -296,9 +296,14 @@ def verdicts(panels: dict[str, Metrics]) -> list[Verdict]:
     ]
     out = []
     for panel, claim, rule in rules:
-        out.append(
-            rule(panels[panel]) if panel in panels else Verdict(claim, panel, "not run yet", "")
-        )
+        if panel not in panels:
+            out.append(Verdict(claim, panel, "not run yet", ""))
+            continue
+        try:
+            out.append(rule(panels[panel]))
+        except KeyError as exc:  # e.g. a panel evaluated at fewer points than t = 15
+            why = f"the panel has no error for {exc} at t = {T_END}"
+            out.append(Verdict(claim, panel, f"not applicable ({why})", ""))
     return out
 
 
