@@ -367,6 +367,12 @@ def test_provider_greedy_calls_differing_only_in_seed_share_one_check():
     assert len(model.api._checks) == 1  # so their checks can be batched together
     generate_once(model, [ChatMessageUser(content="Q?")], seed=4, temperature=0.5)
     assert len(model.api._checks) == 2  # sampling: the seed matters
+    from selfcorrect.backends.base import GenParams
+    from selfcorrect.cac.check_cache import MAX_CACHED_CHECKS
+
+    for seed in range(MAX_CACHED_CHECKS + 10):  # bounded, as each sampled seed is a key
+        model.api._check(GenParams(temperature=0.5, seed=seed))
+    assert len(model.api._checks) == MAX_CACHED_CHECKS
 
 
 def test_provider_with_no_rounds_is_a_plain_model():

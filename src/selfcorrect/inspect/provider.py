@@ -44,6 +44,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from selfcorrect.backends.base import Backend, GenParams, Message, get_backend
+from selfcorrect.cac.check_cache import CheckCache
 from selfcorrect.cac.checks import (
     DEFAULT_CHECK_PARAMS,
     Check,
@@ -141,8 +142,7 @@ class CaCModelAPI(ModelAPI):
         if base_url:
             options["base_url"] = base_url
         self.backend, self.batcher = shared_backend(model_name, options)
-        self._checks: dict[GenParams, Check | None] = {}
-        self._checks_lock = threading.Lock()
+        self._checks = CheckCache()  # equal settings share one check object, so one call
         self._model_check: Check | None = None  # model:SPEC: its checker is loaded once
 
     def max_tokens(self) -> int | None:
@@ -157,16 +157,15 @@ class CaCModelAPI(ModelAPI):
         """One check object per set of check parameters, so concurrent requests share calls."""
         if not self.cac.rounds:
             return None
-        with self._checks_lock:
-            if params not in self._checks:
-                settings = replace(self.check_settings, params=params)
-                if self.check_spec.kind != "model":
-                    self._checks[params] = make_check(self.check_spec, settings)
-                else:
-                    if self._model_check is None:
-                        self._model_check = make_check(self.check_spec, settings)
-                    self._checks[params] = replace(self._model_check, params=params)  # type: ignore[type-var]
-            return self._checks[params]
+        return self._checks.get(params, lambda: self._build_check(params))
+
+    def _build_check(self, params: GenParams) -> Check | None:
+        settings = replace(self.check_settings, params=params)
+        if self.check_spec.kind != "model":
+            return make_check(self.check_spec, settings)
+        if self._model_check is None:
+            self._model_check = make_check(self.check_spec, settings)
+        return replace(self._model_check, params=params)  # type: ignore[type-var]
 
     async def generate(
         self,

@@ -20,12 +20,12 @@ import hmac
 import json
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from selfcorrect.backends.base import BackendError, FailureKind, GenParams
+from selfcorrect.cac.check_cache import MAX_CACHED_CHECKS, CheckCache
 from selfcorrect.cac.checks import (
     Check,
     CheckSettings,
@@ -50,7 +50,6 @@ from selfcorrect.serve.schema import (
 from selfcorrect.specs import Spec, parse
 
 MAX_BODY_BYTES = 4 << 20
-MAX_CACHED_CHECKS = 256
 
 
 @dataclass(frozen=True)
@@ -108,40 +107,36 @@ class CaCService:
         self.config = config
         self.batcher = batcher
         self.audit = audit or AuditLog(None)
-        # requests with equal settings share one check object, so their checks are one call;
-        # bounded, as every seed or prompt makes a key (a job keeps its own reference)
-        self._checks: OrderedDict[tuple[Any, ...], Check | None] = OrderedDict()
+        self._checks = CheckCache(MAX_CACHED_CHECKS)  # equal settings, one check call
         self._default_checker = checker  # model:SPEC loaded once at start
 
     def check_for(
         self, spec: Spec, prompt: str | None, params: GenParams, yes_means: YesMeans = "fail"
     ) -> Check | None:
         key = (str(spec), prompt, yes_means, params)
-        if key in self._checks:
-            self._checks.move_to_end(key)
-        else:
-            while len(self._checks) >= MAX_CACHED_CHECKS:
-                self._checks.popitem(last=False)
-            if spec.kind == "model":
-                if str(spec) != str(self.config.check) or self._default_checker is None:
-                    raise RequestError(
-                        f"'selfcorrect.check': this server's checker model is {self.config.check}; "
-                        "another model cannot be loaded per request",
-                        param="selfcorrect.check",
-                    )
-                base = self._default_checker
-                self._checks[key] = replace(base, prompt=prompt or base.prompt, params=params)
-            elif spec.kind == "oracle":
+        return self._checks.get(key, lambda: self._build_check(spec, prompt, params, yes_means))
+
+    def _build_check(
+        self, spec: Spec, prompt: str | None, params: GenParams, yes_means: YesMeans
+    ) -> Check | None:
+        if spec.kind == "model":
+            if str(spec) != str(self.config.check) or self._default_checker is None:
                 raise RequestError(
-                    "'selfcorrect.check': oracle checks need ground truth, which a server has not",
+                    f"'selfcorrect.check': this server's checker model is {self.config.check}; "
+                    "another model cannot be loaded per request",
                     param="selfcorrect.check",
                 )
-            else:
-                settings = CheckSettings(
-                    prompt=prompt, verdict_prompt=prompt, params=params, yes_means=yes_means
-                )
-                self._checks[key] = make_check(spec, settings)
-        return self._checks[key]
+            base = self._default_checker
+            return replace(base, prompt=prompt or base.prompt, params=params)
+        if spec.kind == "oracle":
+            raise RequestError(
+                "'selfcorrect.check': oracle checks need ground truth, which a server has not",
+                param="selfcorrect.check",
+            )
+        settings = CheckSettings(
+            prompt=prompt, verdict_prompt=prompt, params=params, yes_means=yes_means
+        )
+        return make_check(spec, settings)
 
     def plan(self, req: ChatRequest) -> tuple[Check | None, CaCConfig, str, FinalPolicy]:
         cfg, o = self.config, req.overrides
