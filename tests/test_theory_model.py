@@ -249,3 +249,23 @@ def test_theory_panels_command_draws_all_panels_and_the_summary(tmp_path):
         assert (root / panel / f"figure_{panel}.png").exists()
     summary = (root / "summary.md").read_text()
     assert "**TF tracks GD** (2a):" in summary and "| 2f | without FFN |" in summary
+
+
+def test_tuned_step_size_is_the_best_of_the_grid_on_sequences_of_its_own():
+    from selfcorrect.theory.baselines import TUNE_SEED, tune_step_size
+    from selfcorrect.theory.evaluate import EVAL_SEED, sequence_errors
+
+    grid = (1e-3, 0.1, 10.0)
+    lr, errors = tune_step_size("pgd", steps=5, n_tune=16, n_points=8, grid=grid)
+    batch = sample_task(
+        16, n_dims=5, n_points=8, generator=torch.Generator().manual_seed(TUNE_SEED)
+    )
+    expected = {}
+    for candidate in grid:
+        pred = GDPredictor("pgd", steps=5, lr=candidate)(batch.xs, batch.ys, batch.rs)
+        expected[candidate] = float(sequence_errors(pred, batch.y_star)[:, 1:].mean())
+    assert errors == pytest.approx(expected) and len(set(expected.values())) == 3
+    assert lr == min(expected, key=lambda c: expected[c])
+    assert TUNE_SEED != EVAL_SEED  # never tuned on the sequences it is scored on
+    with pytest.raises(ValueError, match="tuned step size"):
+        tune_step_size("adam")

@@ -22,6 +22,7 @@ from selfcorrect.runs import RunDir, RunDirError
 from selfcorrect.theory import train as T
 from selfcorrect.theory.checkpoint import CheckpointError, load_checkpoint
 from selfcorrect.theory.config import TrainConfig, examples_at, override
+from selfcorrect.theory.evaluate import read_curves
 from selfcorrect.theory.figures import (
     PanelGrid,
     all_models,
@@ -323,6 +324,24 @@ def test_eval_says_and_records_which_model_state_it_scored(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0 and "warning" not in result.stderr
     assert yaml.safe_load((tmp_path / "m" / "curves.json").read_text())["finished"] is True
+
+
+def test_eval_scores_the_tuned_plain_and_preconditioned_gd_baselines(tmp_path):
+    T.train(tiny(), tmp_path / "m", progress=False)
+    args = ["theory", "eval", str(tmp_path / "m"), "--n-eval", "4", "--gd-methods", "adam,gd,pgd"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    record = yaml.safe_load((tmp_path / "m" / "curves.json").read_text())
+    methods = {v["method"]: v for v in record["baselines"].values()}
+    assert set(methods) == {"adam", "gd", "pgd"} and methods["adam"]["lr"] == 0.1
+    for name in ("gd", "pgd"):  # the step size chosen is the tuning's best
+        tried = record["tuning"][name]
+        assert f"{methods[name]['lr']:.4g}" == min(tried, key=lambda k: tried[k])
+    labels = {row["predictor"] for row in read_curves(tmp_path / "m" / "curves.csv")}
+    assert labels == {"TF", *record["baselines"]}
+    bad = CliRunner().invoke(app, [*args[:-1], "adam,sgd"])
+    assert isinstance(bad.exception, ValueError) and "not sgd" in str(bad.exception)
+    assert "scoring" not in bad.output  # refused before the model loads
 
 
 # ---- the device -----------------------------------------------------------------------------

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from selfcorrect.theory.baselines import GDPredictor
+    from selfcorrect.theory.config import TrainConfig
 
 app = typer.Typer(
     help="The synthetic in-context alignment lab (the paper's Figure 2) and the GD construction.",
@@ -64,8 +69,13 @@ def train_cmd(
 def eval_cmd(
     model_dir: Path = typer.Argument(..., help="A trained model directory."),
     noise: str = typer.Option("0", "--noise", help="Reward noise levels, comma separated."),
-    gd: bool = typer.Option(
-        True, "--gd/--no-gd", help="Also evaluate the GD baseline (50 Adam steps)."
+    gd: bool = typer.Option(True, "--gd/--no-gd", help="Also evaluate the GD baselines."),
+    gd_methods: str = typer.Option(
+        "adam",
+        "--gd-methods",
+        help="GD baselines, comma separated: adam (the original code's 50 Adam steps at lr "
+        "0.1), gd, pgd (plain and preconditioned GD, 50 steps, the step size tuned on "
+        "sequences of their own).",
     ),
     n_eval: int = typer.Option(256, "--n-eval", min=2, help="Evaluation sequences."),
     step: int = typer.Option(
@@ -81,11 +91,11 @@ def eval_cmd(
     and beside it curves.json (or curves_step<N>.json): the model state it scored (checkpoint,
     step, steps planned) and the evaluation's settings."""
     from selfcorrect.runfiles import write_text_atomic
-    from selfcorrect.theory.baselines import GDPredictor
     from selfcorrect.theory.evaluate import Predictor, evaluate, write_curves
     from selfcorrect.theory.train import load_trained
 
     levels = _noise_levels(noise)
+    gd_method_names(gd_methods)  # a typo fails before the model loads
     _threads(threads)
     trained = load_trained(model_dir, device=device, step=step)
     cfg = trained.cfg
@@ -111,7 +121,8 @@ def eval_cmd(
         )
     predictors: dict[str, Predictor] = {"TF": trained.model}
     if gd:
-        predictors["GD (50 Adam steps, lr 0.1)"] = GDPredictor("adam")
+        for baseline in gd_baselines(gd_methods, cfg, device, scored):
+            predictors[baseline.label] = baseline
     rows = evaluate(
         predictors,
         noise_levels=levels,
@@ -129,6 +140,40 @@ def eval_cmd(
                 f"{r['predictor']:28s} p={r['noise']:<5g} t={r['t']:<3d} error {r['error']:.3f} ± {r['stderr']:.3f}"
             )
     typer.echo(f"wrote {model_dir / stem}.csv and {stem}.json")
+
+
+def gd_method_names(methods: str) -> list[str]:
+    """The distinct GD baselines of a ``--gd-methods`` value, in order; ValueError for others."""
+    names = list(dict.fromkeys(m.strip() for m in methods.split(",") if m.strip()))
+    unknown = sorted(set(names) - {"adam", "gd", "pgd"})
+    if unknown or not names:
+        raise ValueError(f"--gd-methods takes adam, gd and pgd, not {', '.join(unknown) or '-'}")
+    return names
+
+
+def gd_baselines(
+    methods: str, cfg: TrainConfig, device: str, scored: dict[str, Any]
+) -> list[GDPredictor]:
+    """The GD baselines `methods` names (adam, gd, pgd), gd and pgd at the step size tuned
+    for them; `scored` gets each one's step size and the tuning errors."""
+    from selfcorrect.theory.baselines import STEP_SIZES, GDPredictor, tune_step_size
+
+    out = []
+    for name in gd_method_names(methods):
+        if name == "adam":
+            out.append(GDPredictor("adam"))
+            continue
+        lr, errors = tune_step_size(
+            name, n_dims=cfg.model.n_dims, n_points=cfg.model.n_points, device=device
+        )
+        if lr in (STEP_SIZES[0], STEP_SIZES[-1]):
+            typer.echo(
+                f"warning: {name}'s tuned step size {lr:.3g} is at the grid's edge", err=True
+            )
+        scored.setdefault("tuning", {})[name] = {f"{k:.4g}": v for k, v in errors.items()}
+        out.append(GDPredictor(name, lr=lr))
+    scored["baselines"] = {b.label: {"method": b.method, "steps": b.steps, "lr": b.lr} for b in out}
+    return out
 
 
 @app.command("figure")

@@ -6,17 +6,26 @@
   ``method="adam"`` is the original code's 50 Adam steps at lr 0.1; ``"gd"`` is plain gradient
   descent; ``"pgd"`` preconditions by ``(x x^T)^+`` (for y_hat = x W this divides the step by
   ||x||^2). W starts from the same seeded init as ``nn.Linear`` (uniform +-1/sqrt(d)).
+- `tune_step_size`: the step size of plain or preconditioned GD, chosen on sequences of its
+  own (never the evaluation set) from a log grid: PAPER.md's faithful baselines are these two
+  with a tuned step size, beside the original's Adam.
 - Reference predictors that show what the task allows: the highest-reward in-context response,
   and least-squares extrapolation of y on r to r = 1 (exact on clean rewards once m >= 2).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
+from selfcorrect.theory.evaluate import sequence_errors
 from selfcorrect.theory.losses import pl_loss_per_prefix
+from selfcorrect.theory.task import sample_task
+
+TUNE_SEED = 10_009  # step sizes are tuned on sequences of their own, never the evaluation set
+STEP_SIZES = tuple(10 ** (k / 2) for k in range(-6, 3))  # 1e-3 .. 10, half a decade apart
 
 
 @dataclass
@@ -34,6 +43,14 @@ class GDPredictor:
     @property
     def name(self) -> str:
         return f"GD-{self.method}"
+
+    @property
+    def label(self) -> str:
+        """How curves and figures name it, e.g. "plain GD (50 steps, lr 0.316)"."""
+        if self.method == "adam":
+            return f"GD ({self.steps} Adam steps, lr {self.lr:g})"
+        kind = "plain" if self.method == "gd" else "preconditioned"
+        return f"{kind} GD ({self.steps} steps, lr {self.lr:.3g})"
 
     def __call__(self, xs: torch.Tensor, ys: torch.Tensor, rs: torch.Tensor) -> torch.Tensor:
         b, n, d = ys.shape
@@ -92,3 +109,32 @@ def ls_extrapolation(xs: torch.Tensor, ys: torch.Tensor, rs: torch.Tensor) -> to
     pred = y_mean + slope * (1 - r_mean)[..., None]  # (b, m, d)
     pred[:, :2] = 0
     return pred
+
+
+def tune_step_size(
+    method: str,
+    *,
+    steps: int = 50,
+    n_tune: int = 256,
+    n_dims: int = 5,
+    n_points: int = 20,
+    grid: tuple[float, ...] = STEP_SIZES,
+    device: str = "cpu",
+) -> tuple[float, dict[float, float]]:
+    """The step size in `grid` with which `method` ("gd" or "pgd", `steps` steps) has the
+    lowest mean error over t = 1..n-1 on `n_tune` sequences drawn from `TUNE_SEED`, and each
+    candidate's error (inf where it diverged)."""
+    if method not in ("gd", "pgd"):
+        raise ValueError(f"only gd and pgd take a tuned step size, not {method!r}")
+    batch = sample_task(
+        n_tune,
+        n_dims=n_dims,
+        n_points=n_points,
+        generator=torch.Generator().manual_seed(TUNE_SEED),
+    ).to(device)
+    errors = {}
+    for lr in grid:
+        pred = GDPredictor(method, steps=steps, lr=lr)(batch.xs, batch.ys, batch.rs)
+        error = float(sequence_errors(pred.float().cpu(), batch.y_star.cpu())[:, 1:].mean())
+        errors[lr] = error if math.isfinite(error) else math.inf
+    return min(errors, key=lambda lr: errors[lr]), errors
