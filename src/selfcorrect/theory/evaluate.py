@@ -7,6 +7,7 @@ import csv
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -90,27 +91,11 @@ def curve_rows(scored: Iterable[Scored]) -> list[dict[str, float | str | int]]:
 
 
 def evaluate(
-    predictors: dict[str, Predictor],
-    *,
-    noise_levels: Iterable[float] = (0.0,),
-    n_eval: int = 256,
-    n_dims: int = 5,
-    n_points: int = 20,
-    seed: int = EVAL_SEED,
-    device: str = "cpu",
+    predictors: dict[str, Predictor], **options: Any
 ) -> list[dict[str, float | str | int]]:
-    """Rows ``predictor, noise, t, error, stderr`` for t = 1..n-1 (`score`, then `curve_rows`)."""
-    return curve_rows(
-        score(
-            predictors,
-            noise_levels=noise_levels,
-            n_eval=n_eval,
-            n_dims=n_dims,
-            n_points=n_points,
-            seed=seed,
-            device=device,
-        )
-    )
+    """Rows ``predictor, noise, t, error, stderr`` for t = 1..n-1: `curve_rows` of
+    `score(predictors, **options)` (noise levels, n_eval, n_dims, n_points, seed, device)."""
+    return curve_rows(score(predictors, **options))
 
 
 def write_curves(rows: Sequence[dict[str, float | str | int]], path: Path) -> None:
