@@ -618,3 +618,13 @@ def test_every_variant_sets_what_its_panel_varies():
     ]
     other = ["model.n_points=8", "steps=3", "model.gelu=tanh"]  # not varied by any panel: fine
     assert len(all_models("quick", other)) == 9
+
+
+def test_the_evaluation_and_tuning_seeds_are_reserved():
+    from selfcorrect.theory.baselines import TUNE_SEED
+    from selfcorrect.theory.evaluate import EVAL_SEED
+
+    for seed in (EVAL_SEED, TUNE_SEED):  # training on them would train on those sequences
+        with pytest.raises(ValueError, match="reserved"):
+            TrainConfig(seed=seed)
+    assert TrainConfig(seed=EVAL_SEED + 1).seed == EVAL_SEED + 1

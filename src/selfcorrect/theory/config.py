@@ -67,6 +67,11 @@ class TrainConfig:
         need(self.score in SCORE_NAMES, "score", ", ".join(SCORE_NAMES))
         need(0 <= self.train_noise <= 1, "train_noise", "in [0, 1]")
         need(self.seed >= 0, "seed", ">= 0")
+        from selfcorrect.theory.baselines import TUNE_SEED  # imports torch: only when validating
+        from selfcorrect.theory.evaluate import EVAL_SEED
+
+        reserved = (EVAL_SEED, TUNE_SEED)  # a training stream from one would be those sequences
+        need(self.seed not in reserved, "seed", f"not {EVAL_SEED} or {TUNE_SEED} (reserved)")
         need(self.eval_every >= 1, "eval_every", ">= 1")
         need(self.eval_size >= 2, "eval_size", ">= 2")
         need(self.checkpoint_every >= 1, "checkpoint_every", ">= 1")
