@@ -165,8 +165,10 @@ def last_opened() -> Path | None:
 # --- the run directory ----------------------------------------------------------------------
 
 
-def _normalise(config: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(json.dumps(dict(config), default=str)))
+def resolved_config(study: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration as a run directory records it (config.yaml less its command, the
+    manifest's ``config``): plain JSON values, URLs that may carry credentials scrubbed."""
+    return scrub_secrets(json.loads(json.dumps({"study": study, **dict(config)}, default=str)))
 
 
 def _config_diff(previous: Mapping[str, Any], resolved: Mapping[str, Any]) -> list[str]:
@@ -283,7 +285,7 @@ class RunDir:
         argv: list[str] | None,
         inputs: Mapping[str, Any],
     ) -> RunDir:
-        resolved = scrub_secrets(_normalise({"study": study, **dict(config)}))
+        resolved = resolved_config(study, config)
         described = {str(k): describe(v) for k, v in inputs.items()}
         fp = fingerprint(resolved, described)
         config_file = root / "config.yaml"

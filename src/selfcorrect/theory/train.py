@@ -16,7 +16,6 @@ batches on any device.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -28,7 +27,7 @@ import torch
 import yaml
 
 from selfcorrect.runfiles import read_json_file, write_text_atomic
-from selfcorrect.runs import RunDir
+from selfcorrect.runs import RunDir, resolved_config
 from selfcorrect.theory.checkpoint import (
     CHECKPOINT,
     CheckpointError,
@@ -304,7 +303,7 @@ def finished_model(cfg: TrainConfig, out: Path) -> AlignmentTransformer | None:
     saved = out / "config.yaml"
     if not saved.is_file() or "finished" not in read_json_file(out / "manifest.json"):
         return None
-    wanted = _as_saved({"study": STUDY, **cfg.identity()})
+    wanted = resolved_config(STUDY, cfg.identity())
     found = saved_config(saved, cfg)
     found.pop("command", None)
     if found != wanted or not (out / CHECKPOINT).is_file():
@@ -315,11 +314,6 @@ def finished_model(cfg: TrainConfig, out: Path) -> AlignmentTransformer | None:
     model, _ = build(cfg)
     model.load_state_dict(state["model"])
     return model.eval()
-
-
-def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
-    """`config` as it reads back from ``config.yaml`` (plain JSON types), for comparison."""
-    return dict(json.loads(json.dumps(config, default=str)))
 
 
 def finish(run: RunDir, cfg: TrainConfig, step: int, reached: bool, trained_on: str | None) -> None:
