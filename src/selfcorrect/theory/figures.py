@@ -28,7 +28,7 @@ from selfcorrect.theory.evaluate import (
     score,
     write_curves,
 )
-from selfcorrect.theory.train import TrainConfig, config_from_dict, load_model, override, train
+from selfcorrect.theory.train import TrainConfig, config_from_dict, override, train
 
 PANELS = {
     "2a": "TF vs GD (and what the task allows)",
@@ -221,8 +221,7 @@ def trained(root: Path, cfg: TrainConfig, progress: bool) -> tuple[Predictor, di
     from selfcorrect.runs import RunDir
 
     out = model_dir(root, cfg)
-    train(cfg, out, progress=progress)  # returns at once when already complete
-    model, _ = load_model(out, device=cfg.device)
+    model = train(cfg, out, progress=progress)  # a complete run's model, read once
     manifest = RunDir(out, {}).manifest()
     summary = {
         k: manifest.get(k)
