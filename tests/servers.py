@@ -16,6 +16,19 @@ from contextlib import contextmanager
 RUNNING: dict[str, subprocess.Popen[bytes]] = {}  # base URL -> server process, to stop it mid-test
 
 
+def most_at_once(seen: list[dict[str, object]]) -> int:
+    """The most requests a `fault_proxy` was answering at the same time (from `seen`)."""
+    events = sorted(
+        [(float(e["time"]), 1) for e in seen] + [(float(e["end"]), -1) for e in seen],  # type: ignore[arg-type]
+        key=lambda ev: (ev[0], ev[1]),  # an end before a start at the same instant
+    )
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,8 +95,8 @@ def fault_proxy(
 ) -> Iterator[tuple[str, list[str]]]:
     """A proxy on 127.0.0.1 that answers the first requests with the given faults
     (status, headers, body), then forwards to `upstream`. Yields (base URL, request log);
-    `seen`, if given, receives each request's method, path, headers, JSON body and arrival
-    time (time.monotonic())."""
+    `seen`, if given, receives each request's method, path, headers, JSON body, arrival time
+    (time.monotonic()) and "end" (when its reply was ready, just before it is sent)."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -102,6 +115,13 @@ def fault_proxy(
             self._handle(self.rfile.read(int(self.headers.get("content-length", 0))))
 
         def _handle(self, body: bytes) -> None:
+            entry: dict[str, object] = {}
+            try:
+                self._answer(body, entry)
+            finally:
+                entry.setdefault("end", time.monotonic())
+
+        def _answer(self, body: bytes, entry: dict[str, object]) -> None:
             if seen is not None:
                 import json
 
@@ -109,15 +129,14 @@ def fault_proxy(
                     parsed = json.loads(body) if body else None
                 except ValueError:
                     parsed = None
-                seen.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": dict(self.headers.items()),
-                        "json": parsed,
-                        "time": time.monotonic(),
-                    }
+                entry.update(
+                    method=self.command,
+                    path=self.path,
+                    headers=dict(self.headers.items()),
+                    json=parsed,
+                    time=time.monotonic(),
                 )
+                seen.append(entry)
             with lock:
                 fault = pending.pop(0) if pending else None
                 log.append(f"{self.command} {self.path} -> {fault[0] if fault else 'forward'}")
@@ -125,6 +144,7 @@ def fault_proxy(
                 status, headers, payload = fault
                 if "x-delay" in headers:
                     time.sleep(float(headers["x-delay"]))
+                entry["end"] = time.monotonic()  # before the reply: the client may go on
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -141,6 +161,7 @@ def fault_proxy(
             )
             with urllib.request.urlopen(req, timeout=60) as resp:
                 data = resp.read()
+                entry["end"] = time.monotonic()  # before the reply: the client may go on
                 self.send_response(resp.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from concurrency import assert_one_call_at_a_time
 from selfcorrect.backends.base import GenParams, ModelSpecError, chat, get_backend
 from selfcorrect.backends.templates import LLAMA2_CHAT, VICUNA_V11, render_chat
 
@@ -99,3 +100,7 @@ def test_missing_model_is_a_clear_error(tmp_path):
         get_backend(f"hf/{tmp_path}/x.gguf")
     with pytest.raises(ModelSpecError, match="cannot load"):
         get_backend(f"hf/{tmp_path}")
+
+
+def test_calls_from_several_threads_run_one_at_a_time(hf, monkeypatch):
+    assert_one_call_at_a_time(hf, monkeypatch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from concurrency import assert_one_call_at_a_time
 from selfcorrect.backends.base import Completion, GenParams, ModelSpecError, chat, get_backend
 from selfcorrect.backends.llamacpp import embedded_model_path
 
@@ -114,3 +115,10 @@ def test_context_overflow_is_a_per_sample_error(smollm2):
 def test_bad_model_specs_say_what_is_wrong(spec, message):
     with pytest.raises(ModelSpecError, match=message):
         get_backend(spec)
+
+
+def test_calls_from_several_threads_run_one_at_a_time(smollm2, monkeypatch):
+    """A checker model in process may be called by two of a step's parallel calls at once
+    (the answering backend is an HTTP one): the model and its cache serve one call at a time,
+    and each call's answers are the ones it gives alone."""
+    assert_one_call_at_a_time(smollm2, monkeypatch)

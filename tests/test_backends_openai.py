@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from selfcorrect.backends.base import BackendError, GenParams, chat, get_backend
-from servers import fault_proxy, free_port, llama_server
+from selfcorrect.backends.base import BackendError, GenParams, chat, get_backend, parallel_calls
+from servers import fault_proxy, free_port, llama_server, most_at_once
 
 Q = [chat(("user", "What is 2+2?")), chat(("user", "Name a colour.")), chat(("user", "Say hi."))]
 
@@ -29,6 +29,27 @@ def test_batch_in_order_and_deterministic(server_url):
     singles = [backend.generate([q], params)[0] for q in Q]
     assert [c.text for c in batch] == [c.text for c in singles]
     assert len({c.text for c in batch}) == 3 and all(c.completion_tokens > 0 for c in batch)
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_calls_from_several_threads_share_one_concurrency_bound(server_url, limit):
+    """The engine makes a step's calls of different parameters together (parallel_calls):
+    `concurrency` still bounds the requests in flight for the whole backend."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen: list[dict[str, object]] = []
+    with fault_proxy(server_url, [], seen) as (url, _):
+        backend = _backend(url, concurrency=limit)
+        assert parallel_calls(backend) == limit
+        with ThreadPoolExecutor(2) as pool:
+            calls = [
+                pool.submit(backend.generate, [q, q], GenParams(max_new_tokens=6, seed=i))
+                for i, q in enumerate(Q[:2])
+            ]
+            outs = [c.result() for c in calls]
+        backend.close()
+    assert all(c.error is None and c.text for out in outs for c in out)
+    assert len(seen) == 4 and most_at_once(seen) == limit
 
 
 def test_prefill_with_completions_mode(server_url):

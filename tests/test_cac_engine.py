@@ -319,3 +319,83 @@ def test_a_conversation_that_has_run_is_refused_not_appended_to(config):
     with pytest.raises(ValueError, match="has run already"):
         run_cac(backend, [conv], check, config)
     assert conv.turns == turns
+
+
+# --- calls of one step made together, for a backend that serves calls in parallel ------------
+
+
+class _Rendezvous(ScriptedBackend):
+    """Each call waits until `parties` calls are in it at the same time (a barrier), so calls
+    made one after another break the barrier; records the threads its calls ran in."""
+
+    def __init__(self, parties: int, parallel_calls: int | None = None) -> None:
+        super().__init__(_replier)
+        self.barrier = __import__("threading").Barrier(parties, timeout=10)
+        if parallel_calls is not None:
+            self.parallel_calls = parallel_calls
+        self.threads: set[int] = set()
+
+    def generate(self, chats, params):
+        import threading
+
+        self.threads.add(threading.get_ident())
+        if params.max_new_tokens == 99:
+            raise RuntimeError("planted failure")
+        self.barrier.wait()
+        return super().generate(chats, params)
+
+
+def _differing(tokens: list[int], rounds: int = 0):
+    """One conversation per entry, each answering with its own token limit (its own group)."""
+    return [
+        (
+            Conversation(id=str(i), question=f"Q{i}"),
+            CaCConfig(rounds=rounds, answer=GenParams(max_new_tokens=n)),
+        )
+        for i, n in enumerate(tokens)
+    ]
+
+
+def test_a_step_makes_its_calls_together_when_the_backend_serves_calls_in_parallel():
+    from selfcorrect.cac.engine import Scheduler
+
+    backend = _Rendezvous(parties=3, parallel_calls=8)
+    scheduler = Scheduler(backend)
+    for conv, config in _differing([4, 5, 6]):
+        scheduler.add(conv, None, config)
+    done = scheduler.step()  # sequential calls would break the barrier (BrokenBarrierError)
+    assert sorted(c.id for c in done) == ["0", "1", "2"]
+    assert [c.final_answer().content for c in sorted(done, key=lambda c: c.id)] == ["review0"] * 3
+    assert sorted(p.max_new_tokens for _, p in backend.calls) == [4, 5, 6]
+
+
+def test_calls_stay_one_at_a_time_in_the_callers_thread_for_other_backends():
+    import threading
+
+    from selfcorrect.cac.engine import Scheduler
+
+    backend = _Rendezvous(parties=1)  # no parallel_calls: an in-process backend
+    scheduler = Scheduler(backend)
+    for conv, config in _differing([4, 5, 6]):
+        scheduler.add(conv, None, config)
+    assert len(scheduler.step()) == 3
+    assert backend.threads == {threading.get_ident()}
+
+
+def test_a_failing_parallel_call_fails_only_its_own_conversations_when_contained():
+    from selfcorrect.cac.engine import Scheduler
+
+    backend = _Rendezvous(parties=2, parallel_calls=4)
+    scheduler = Scheduler(backend, contain_failures=True)
+    for conv, config in _differing([4, 99, 5]):
+        scheduler.add(conv, None, config)
+    done = {c.id: c for c in scheduler.step()}
+    assert done["1"].error is not None and "planted failure" in done["1"].error
+    assert done["0"].error is None and done["2"].error is None
+    assert done["0"].final_answer().content == "review0"
+    # not contained (a study): the failure stops the run
+    scheduler = Scheduler(_Rendezvous(parties=2, parallel_calls=4))
+    for conv, config in _differing([4, 99, 5]):
+        scheduler.add(conv, None, config)
+    with pytest.raises(RuntimeError, match="planted failure"):
+        scheduler.step()

@@ -437,3 +437,46 @@ def test_audit_directory_renders_as_a_report(server, tmp_path):
     )
     assert "Served requests" in out.read_text()
     assert Path(out).stat().st_size > 1000
+
+
+def test_concurrent_sampled_requests_reach_the_upstream_together(upstream):
+    """Sampled requests (each with its own seed, so each its own backend call) are not queued
+    behind one another: the upstream sees them at the same time, and each answer is the one
+    its seed gives when served alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.servers import most_at_once
+
+    seen: list[dict[str, object]] = []
+    with (
+        fault_proxy(upstream, [], seen) as (proxy, _),
+        serve(
+            "--model",
+            "openai/smollm2",
+            "--base-url",
+            proxy,
+            "--rounds",
+            "1",
+            *TOKENS,
+            "--option",
+            "prefill_mode=completions",
+        ) as (base, _),
+    ):
+        c = client(base)
+
+        def sampled(i: int):
+            return c.chat.completions.create(
+                model="openai/smollm2",
+                messages=[{"role": "user", "content": f"Name a colour ({i})."}],
+                temperature=0.8,
+                seed=100 + i,
+            )
+
+        with ThreadPoolExecutor(4) as pool:
+            replies = list(pool.map(sampled, range(4)))
+        together = most_at_once(seen)
+        alone = sampled(2)
+    assert together >= 2, "the server sent its sampled requests one at a time"
+    assert all(r.choices[0].message.content for r in replies)
+    assert [r.model_extra["selfcorrect"]["seed"] for r in replies] == [100, 101, 102, 103]
+    assert alone.choices[0].message.content == replies[2].choices[0].message.content

@@ -209,6 +209,16 @@ class Backend(Protocol):
         ...
 
 
+def parallel_calls(backend: object) -> int:
+    """How many `generate` calls `backend` serves usefully at the same time: its
+    ``parallel_calls`` attribute, 1 when it has none. A backend that sends each chat to a
+    server as its own request sets it (`OpenAIBackend`: its ``concurrency``), so the engine
+    runs a step's calls of *different* generation parameters together instead of one after
+    another; a backend that computes in process leaves it out (its calls would only queue)."""
+    n = getattr(backend, "parallel_calls", 1)
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
+
+
 def get_backend(spec: str, **options: object) -> Backend:
     """Resolve a model spec to a backend; heavy libraries load only here.
 

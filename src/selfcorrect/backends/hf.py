@@ -15,6 +15,7 @@ is off unless asked for.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +78,7 @@ class HFBackend:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.name = f"hf/{model}"
+        self._calls = threading.Lock()
         self.batch_size = batch_size
         self.device = device
         where, gguf = _locate(model)
@@ -143,6 +145,10 @@ class HFBackend:
         }
 
     def generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
+        with self._calls:  # one call at a time from any thread: one model, one cache
+            return self._generate(chats, params)
+
+    def _generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
         start = time.perf_counter()
         out: dict[int, Completion] = {}
         texts: dict[int, str] = {}

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -134,6 +135,7 @@ class LlamaCppBackend:
             raise ValueError("n_batch must be >= 1, n_ctx >= 16 and cache_mb >= 0")
         self.path = resolve_model_path(model)
         self.name = f"llamacpp/{model}"
+        self._calls = threading.Lock()
         with _quiet_stderr():
             self.llm = Llama(
                 model_path=str(self.path),
@@ -228,6 +230,10 @@ class LlamaCppBackend:
         return reused
 
     def generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
+        with self._calls:  # one call at a time from any thread: one model, one cache
+            return self._generate(chats, params)
+
+    def _generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
         start = time.perf_counter()
         out = [self._one(c, params) for c in chats]
         return with_batch_seconds(out, time.perf_counter() - start)

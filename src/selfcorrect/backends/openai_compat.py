@@ -1,6 +1,9 @@
 """Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, OpenAI) via the `openai` client.
 
-Requests in a batch run concurrently (bounded by `concurrency`). Time limits: ``timeout`` bounds
+Requests run concurrently, at most `concurrency` in flight per backend instance: every call
+(from any thread) goes through one event loop, on a thread of the backend's own, with one HTTP
+client and its pooled connections, so calls made together (the engine makes a step's calls of
+different parameters together: ``parallel_calls``) share the bound and the connections. Time limits: ``timeout`` bounds
 each wait for data (connect, each read); ``deadline`` bounds a whole request, connect to last
 byte, retries and waits included, so a server that accepts and never answers, or trickles a
 byte at a time, cannot hold a request longer than ``deadline`` seconds. Transient failures
@@ -35,6 +38,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -119,6 +123,10 @@ class OpenAIBackend:
                 "non-ASCII or control character (a stray newline?)"
             )
         self.concurrency = concurrency
+        self.parallel_calls = concurrency  # calls worth making at once (see base.parallel_calls)
+        self._loop = _LoopThread()
+        self._client: Any = None  # made on the loop, with the gate, at the first request
+        self._gate: asyncio.Semaphore | None = None
         self.timeout = min(timeout, deadline)
         self.deadline = deadline
         self.max_retries = max_retries
@@ -228,7 +236,7 @@ class OpenAIBackend:
     def generate(self, chats: Sequence[Chat], params: GenParams) -> list[Completion]:
         body = self._body(params)
         start = time.perf_counter()
-        results = asyncio.run(self._generate_all(chats, params, body))
+        results = self._loop.run(self._generate_all(chats, params, body))
         wall = time.perf_counter() - start
         failures = [r for r in results if isinstance(r, Failure)]
         if results and len(failures) == len(results):
@@ -262,12 +270,7 @@ class OpenAIBackend:
     async def _generate_all(
         self, chats: Sequence[Chat], params: GenParams, body: dict[str, Any]
     ) -> list[Completion | Failure]:
-        from openai import AsyncOpenAI
-
-        client = AsyncOpenAI(
-            base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0
-        )
-        gate = asyncio.Semaphore(self.concurrency)
+        client, gate = self._connection()
 
         async def one(c: Chat) -> Completion | Failure:
             try:
@@ -290,10 +293,24 @@ class OpenAIBackend:
                         transient=True,
                     )
 
-        try:
-            return list(await asyncio.gather(*(one(c) for c in chats)))
-        finally:
-            await client.close()
+        return list(await asyncio.gather(*(one(c) for c in chats)))
+
+    def _connection(self) -> tuple[Any, asyncio.Semaphore]:
+        """The client and the in-flight gate, made once, on the loop thread (that is, in the
+        event loop every request of this backend runs in)."""
+        from openai import AsyncOpenAI
+
+        if self._client is None or self._gate is None:
+            self._client = AsyncOpenAI(
+                base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0
+            )
+            self._gate = asyncio.Semaphore(self.concurrency)
+        return self._client, self._gate
+
+    def close(self) -> None:
+        """Close the HTTP client and stop the loop thread (a later call starts them again)."""
+        client, self._client, self._gate = self._client, None, None
+        self._loop.stop(client.close() if client is not None else None)
 
     async def _with_retries(
         self, client: Any, payload: Payload, body: dict[str, Any], attempts: list[int]
@@ -420,3 +437,59 @@ def _with_latency(c: Completion, seconds: float, attempts: int) -> Completion:
     from dataclasses import replace
 
     return replace(c, seconds=seconds, extra={**c.extra, "attempts": attempts})
+
+
+class _LoopThread:
+    """An event loop running on a daemon thread of its own, started at the first `run`: a
+    coroutine submitted from any thread runs there, so everything it touches (the HTTP client,
+    the gate, the retry counters) lives in one thread. The thread ends with `stop`, or when the
+    owner is garbage-collected."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._finalizer: Any = None
+
+    def run(self, coro: Any) -> Any:
+        """Run `coro` on the loop and wait for its result (an interrupt cancels it)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._started())
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        import weakref
+
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=_serve_forever, args=(loop,), name="selfcorrect-http", daemon=True
+                )
+                thread.start()
+                self._loop = loop
+                self._finalizer = weakref.finalize(self, loop.call_soon_threadsafe, loop.stop)
+            return self._loop
+
+    def stop(self, last: Any = None) -> None:
+        """Run the coroutine `last` (if any) on the loop, then stop the loop and its thread."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None or loop.is_closed():
+            if last is not None:
+                last.close()  # never awaited: nothing to close on a loop that is gone
+            return
+        if last is not None:
+            asyncio.run_coroutine_threadsafe(last, loop).result()
+        if self._finalizer is not None:
+            self._finalizer()  # stops the loop; the thread closes it
+
+
+def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()

@@ -6,7 +6,10 @@ appended to the conversation (the check stays in context), q is asked again and
 
 A `Scheduler` holds the conversations in flight. Each `step` advances every one of them by one
 action, with one backend (or check) call per group of conversations that need the same thing,
-so batched backends stay full. Conversations may join at any step and leave as soon as they are
+so batched backends stay full. Groups that differ (other generation parameters, another
+check) are separate calls; with a backend that serves calls in parallel (`parallel_calls`: one
+that sends each chat to a server) a step makes them at the same time, so an upstream sees every
+request of the step at once. Conversations may join at any step and leave as soon as they are
 finished, which gives three ways in:
 
 - `run_cac`: a list in, the list out (all advanced together, breadth-first);
@@ -31,6 +34,7 @@ from selfcorrect.backends.base import (
     Completion,
     FailureKind,
     GenParams,
+    parallel_calls,
 )
 from selfcorrect.cac.conversation import (
     Conversation,
@@ -170,6 +174,9 @@ class Scheduler:
     finished when its last answer is in, when the policy accepted an answer, or when it failed;
     `step` returns the conversations it finished.
 
+    Groups are called one after another, or, when the backend serves calls in parallel
+    (`parallel_calls` > 1), up to that many at the same time, each conversation in exactly one.
+
     A call that raises (e.g. `BackendError`: the backend cannot be reached) stops the step,
     which is what a study wants. With ``contain_failures`` (a server, whose conversations are
     unrelated requests) it fails only that call's conversations instead (``conv.error`` says
@@ -204,20 +211,42 @@ class Scheduler:
         for job in self.jobs:
             groups.setdefault(self._need(job), []).append(job)
         finished: list[Job] = []
-        for key, jobs in groups.items():
-            try:
-                if key[0] == "check":
-                    self._check(jobs)
-                else:
-                    self._generate(jobs, key[1], key[2])
-            except Exception as exc:
+        for jobs, exc in zip(groups.values(), self._call_all(groups), strict=True):
+            if exc is not None:
                 if not self.contain_failures:
-                    raise
+                    raise exc
                 for job in jobs:
                     job.conv.fail(*failure_of(exc))
             finished += [j for j in jobs if self._advance(j)]
         self.jobs = [j for j in self.jobs if j not in finished]
         return [j.conv for j in finished]
+
+    def _call_all(self, groups: dict[tuple[Any, ...], list[Job]]) -> Iterator[Exception | None]:
+        """Make each group's call; yield, in group order, what each raised (None: nothing).
+        One after another, stopping at the first that raises unless failures are contained;
+        or, with a backend that serves calls in parallel, all of them, that many at a time."""
+        width = min(len(groups), parallel_calls(self.backend))
+        if width <= 1:
+            for key, jobs in groups.items():
+                exc = self._call(key, jobs)
+                yield exc
+                if exc is not None and not self.contain_failures:
+                    return
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=width, thread_name_prefix="cac-step") as pool:
+            yield from pool.map(self._call, groups.keys(), groups.values())
+
+    def _call(self, key: tuple[Any, ...], jobs: list[Job]) -> Exception | None:
+        try:
+            if key[0] == "check":
+                self._check(jobs)
+            else:
+                self._generate(jobs, key[1], key[2])
+        except Exception as exc:
+            return exc
+        return None
 
     # --- one action per group -------------------------------------------------------------
     def _need(self, job: Job) -> tuple[Any, ...]:
