@@ -192,7 +192,9 @@ class Backend(Protocol):
 
     Batching, caching and concurrency are the backend's business; a request that fails comes
     back as a `Completion` with `error` set, and a backend that cannot work at all (say, an
-    unreachable server) raises `BackendError`.
+    unreachable server) raises `BackendError`. Optional: an int attribute ``parallel_calls``,
+    how many `generate` calls it serves usefully at once (see `parallel_calls()`); the engine
+    then calls it from that many threads, so such a backend must be safe to call from them.
 
     Example (a backend of your own)::
 
