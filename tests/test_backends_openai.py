@@ -207,3 +207,23 @@ def test_greedy_requests_leave_out_the_fields_servers_spell_differently():
     assert "top_k" not in greedy and "min_p" not in greedy and greedy["repeat_penalty"] == 1.0
     sampled = request_body("m", GenParams(temperature=0.5), "extended", "openai/m")["extra_body"]
     assert sampled["top_k"] == 0 and sampled["min_p"] == 0.0
+
+
+def test_a_forked_child_gets_a_loop_and_client_of_its_own(server_url):
+    """The backend's event loop runs on a thread, which a forked child does not inherit: the
+    child starts its own instead of waiting forever on the parent's."""
+    import multiprocessing
+
+    backend = _backend(server_url)
+    params = GenParams(max_new_tokens=4)
+    parent = backend.generate([Q[0]], params)[0].text  # the loop thread is running now
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=lambda: out.put(backend.generate([Q[0]], params)[0].text))
+    child.start()
+    try:
+        assert out.get(timeout=60) == parent
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()

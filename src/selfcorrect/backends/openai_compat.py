@@ -127,6 +127,7 @@ class OpenAIBackend:
         self._loop = _LoopThread()
         self._client: Any = None  # made on the loop, with the gate, at the first request
         self._gate: asyncio.Semaphore | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
         self.timeout = min(timeout, deadline)
         self.deadline = deadline
         self.max_retries = max_retries
@@ -300,11 +301,12 @@ class OpenAIBackend:
         event loop every request of this backend runs in)."""
         from openai import AsyncOpenAI
 
-        if self._client is None or self._gate is None:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._gate is None or self._client_loop is not loop:
             self._client = AsyncOpenAI(
                 base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0
             )
-            self._gate = asyncio.Semaphore(self.concurrency)
+            self._gate, self._client_loop = asyncio.Semaphore(self.concurrency), loop
         return self._client, self._gate
 
     def close(self) -> None:
@@ -447,6 +449,7 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0  # the process that started the loop (a forked child has no such thread)
         self._lock = threading.Lock()
         self._finalizer: Any = None
 
@@ -463,13 +466,13 @@ class _LoopThread:
         import weakref
 
         with self._lock:
-            if self._loop is None or self._loop.is_closed():
+            if self._loop is None or self._loop.is_closed() or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
                     target=_serve_forever, args=(loop,), name="selfcorrect-http", daemon=True
                 )
                 thread.start()
-                self._loop = loop
+                self._loop, self._pid = loop, os.getpid()
                 self._finalizer = weakref.finalize(self, loop.call_soon_threadsafe, loop.stop)
             return self._loop
 
