@@ -225,7 +225,7 @@ def test_the_kept_paper_scale_panels_summarise_paired_and_older_ones_unpaired(tm
     assert result.exit_code == 0, result.output
     assert "| 2c | 5 layers | 0 |" in result.output
     assert "**softmax attention is essential** (2d): holds" in result.output
-    assert result.output.count("z paired") == 3 and "z unpaired" not in result.output
+    assert result.output.count("z paired") == 4 and "z unpaired" not in result.output
     older = tmp_path / "theory_paper"
     shutil.copytree(root, older)
     for file in older.glob("*/metrics.json"):
@@ -234,7 +234,7 @@ def test_the_kept_paper_scale_panels_summarise_paired_and_older_ones_unpaired(tm
         file.write_text(json.dumps(data))
     result = CliRunner().invoke(app, ["theory", "summary", str(older)])
     assert result.exit_code == 0, result.output
-    assert result.output.count("z unpaired") == 3  # depth, softmax, FFN
+    assert result.output.count("z unpaired") == 4  # depth, heads, softmax, FFN
 
 
 def test_the_wall_time_note_says_where_the_steps_ran():
