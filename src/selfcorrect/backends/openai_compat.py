@@ -3,9 +3,9 @@
 Requests run concurrently, at most `concurrency` in flight per backend instance: every call
 (from any thread) goes through one event loop, on a thread of the backend's own, with one HTTP
 client and its pooled connections, so calls made together (the engine makes a step's calls of
-different parameters together: ``parallel_calls``) share the bound and the connections. Time limits: ``timeout`` bounds
-each wait for data (connect, each read); ``deadline`` bounds a whole request, connect to last
-byte, retries and waits included, so a server that accepts and never answers, or trickles a
+different parameters together: ``parallel_calls``) share the bound and the connections.
+Time limits: ``timeout`` bounds each wait for data (connect, each read); ``deadline`` bounds a
+whole request, connect to last byte, retries and waits included, so a server that accepts and never answers, or trickles a
 byte at a time, cannot hold a request longer than ``deadline`` seconds. Transient failures
 (connection errors, timeouts, HTTP 408/409/429/5xx, malformed bodies) are retried with
 exponential backoff and jitter, honouring ``Retry-After`` (seconds or an HTTP date) as long as
@@ -126,8 +126,8 @@ class OpenAIBackend:
         self.parallel_calls = concurrency  # calls worth making at once (see base.parallel_calls)
         self._loop = _LoopThread()
         self._client: Any = None  # made on the loop, with the gate, at the first request
-        self._gate: asyncio.Semaphore | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._gate = asyncio.Semaphore(concurrency)  # replaced with the client
+        self._client_loop: asyncio.AbstractEventLoop | None = None  # the loop both belong to
         self.timeout = min(timeout, deadline)
         self.deadline = deadline
         self.max_retries = max_retries
@@ -302,7 +302,7 @@ class OpenAIBackend:
         from openai import AsyncOpenAI
 
         loop = asyncio.get_running_loop()
-        if self._client is None or self._gate is None or self._client_loop is not loop:
+        if self._client_loop is not loop:  # none yet, closed, or made in a parent process
             self._client = AsyncOpenAI(
                 base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=0
             )
@@ -311,7 +311,7 @@ class OpenAIBackend:
 
     def close(self) -> None:
         """Close the HTTP client and stop the loop thread (a later call starts them again)."""
-        client, self._client, self._gate = self._client, None, None
+        client, self._client, self._client_loop = self._client, None, None
         self._loop.stop(client.close() if client is not None else None)
 
     async def _with_retries(
