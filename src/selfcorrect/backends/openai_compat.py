@@ -5,8 +5,9 @@ Requests run concurrently, at most `concurrency` in flight per backend instance:
 client and its pooled connections, so calls made together (the engine makes a step's calls of
 different parameters together: ``parallel_calls``) share the bound and the connections.
 Time limits: ``timeout`` bounds each wait for data (connect, each read); ``deadline`` bounds a
-whole request, connect to last byte, retries and waits included, so a server that accepts and never answers, or trickles a
-byte at a time, cannot hold a request longer than ``deadline`` seconds. Transient failures
+whole request, connect to last byte, retries and waits included, so a server that accepts and
+never answers, or trickles a byte at a time, cannot hold a request longer than ``deadline``
+seconds. Transient failures
 (connection errors, timeouts, HTTP 408/409/429/5xx, malformed bodies) are retried with
 exponential backoff and jitter, honouring ``Retry-After`` (seconds or an HTTP date) as long as
 the deadline allows; at most ``max_retries`` per request and ``retry_budget`` retries and
